@@ -1,0 +1,418 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/syslog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/inotify"
+)
+
+// Exit codes, as inotifywait's.
+const (
+	exitOK      = 0 // an event was received (or -m ended cleanly)
+	exitError   = 1 // error, usage error, or a watched root went away
+	exitTimeout = 2 // -t passed without an event
+)
+
+// daemonEnv marks the background copy started by -d.
+const daemonEnv = "INOWAIT_DAEMON_CHILD"
+
+const usageText = `watch files and directory trees with inotify; print one JSON line per event
+
+   inowait -mr /data | evfilter --temp | evbatch 500ms | rpush backup::data
+
+   Without --format or -c, each event is a JSON object (see inowait(1), OUTPUT).
+   With --format, --csv or --text the output is inotifywait's, byte for byte.
+
+EXIT STATUS:
+   0  an event was received (-m: stopped by a signal)
+   1  error, bad usage, or a watched root was deleted, moved or unmounted
+   2  --timeout passed without an event`
+
+// Config is everything inowait needs, read from the command line.
+type Config struct {
+	Paths         []string
+	Excludes      []string // @path arguments
+	Monitor       bool
+	Daemon        bool
+	Recursive     bool
+	NoDereference bool
+	Quiet         int
+	Syslog        bool
+	Outfile       string
+	Timeout       time.Duration
+	Events        event.Op
+	Exclude       []*regexp.Regexp
+	Include       []*regexp.Regexp
+	Format        string
+	Text          bool
+	CSV           bool
+	NoNewline     bool
+	Timefmt       string
+	Resync        bool
+}
+
+func newApp() *cli.App {
+	var quiet int
+	return &cli.App{
+		Name:                   "inowait",
+		Usage:                  "watch files and directory trees, print events as JSON lines",
+		UsageText:              "inowait [options] FILE|DIR|@EXCLUDE...",
+		Description:            usageText,
+		Version:                base.Version,
+		HideHelpCommand:        true,
+		UseShortOptionHandling: true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "monitor", Aliases: []string{"m"}, Usage: "keep listening for events; without it inowait exits after the first event"},
+			&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "like --monitor, but run in the background writing to --outfile; implies --syslog"},
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "watch directories recursively, including directories created later"},
+			&cli.BoolFlag{Name: "no-dereference", Aliases: []string{"P"}, Usage: "do not follow a symlink given as a path"},
+			&cli.StringFlag{Name: "fromfile", Usage: "read paths to watch (and `@path` exclusions) from `FILE`, one per line; - for stdin"},
+			&cli.StringFlag{Name: "outfile", Aliases: []string{"o"}, Usage: "write events to `FILE` instead of stdout"},
+			&cli.BoolFlag{Name: "syslog", Aliases: []string{"s"}, Usage: "send errors to syslog instead of stderr"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Count: &quiet, Usage: "print less (only events); -qq prints nothing, not even events"},
+			&cli.StringSliceFlag{Name: "event", Aliases: []string{"e"}, Usage: "listen only for `EVENT`s (repeatable, comma lists, case-insensitive)"},
+			&cli.IntFlag{Name: "timeout", Aliases: []string{"t"}, Usage: "exit with status 2 after `SECONDS` without an event (0: never)"},
+			&cli.StringSliceFlag{Name: "exclude", Usage: "ignore events on paths matching `REGEX` (Go RE2 syntax; repeatable, all apply); matching directories are not watched"},
+			&cli.StringSliceFlag{Name: "excludei", Usage: "like --exclude, case-insensitive"},
+			&cli.StringSliceFlag{Name: "include", Usage: "report only events on paths matching `REGEX` (repeatable); recursion is not affected"},
+			&cli.StringSliceFlag{Name: "includei", Usage: "like --include, case-insensitive"},
+			&cli.StringFlag{Name: "format", Usage: "print inotifywait text with this printf-like `FMT` (%w %f %e %Xe %T %c %0 %n %%) instead of JSON"},
+			&cli.BoolFlag{Name: "text", Usage: "print inotifywait's default text line (\"%w %,e %f\") instead of JSON"},
+			&cli.BoolFlag{Name: "csv", Aliases: []string{"c"}, Usage: "print inotifywait's CSV lines instead of JSON"},
+			&cli.BoolFlag{Name: "no-newline", Usage: "do not print a newline after each --format line"},
+			&cli.StringFlag{Name: "timefmt", Usage: "strftime(3) `FMT` for %T in --format"},
+			&cli.BoolFlag{Name: "resync", Usage: "emit a RESYNC record per root once watches are in place (for an initial full sync)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := base.CheckArgs(c); err != nil {
+				return err
+			}
+			cfg, err := configFrom(c, quiet)
+			if err != nil {
+				return err
+			}
+			if cfg.Daemon && os.Getenv(daemonEnv) == "" {
+				return daemonize(c)
+			}
+			return run(c.Context, cfg, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+func configFrom(c *cli.Context, quiet int) (*Config, error) {
+	cfg := &Config{
+		Monitor:       c.Bool("monitor") || c.Bool("daemon"),
+		Daemon:        c.Bool("daemon"),
+		Recursive:     c.Bool("recursive"),
+		NoDereference: c.Bool("no-dereference"),
+		Quiet:         quiet,
+		Syslog:        c.Bool("syslog") || c.Bool("daemon"),
+		Outfile:       c.String("outfile"),
+		Timeout:       time.Duration(c.Int("timeout")) * time.Second,
+		Format:        c.String("format"),
+		Text:          c.Bool("text"),
+		CSV:           c.Bool("csv"),
+		NoNewline:     c.Bool("no-newline"),
+		Timefmt:       c.String("timefmt"),
+		Resync:        c.Bool("resync"),
+	}
+	if c.Int("timeout") < 0 {
+		return nil, base.Usagef("--timeout must be 0 or more seconds")
+	}
+	for _, list := range c.StringSlice("event") {
+		op, err := event.ParseOps(list)
+		if err != nil {
+			return nil, base.Usagef("%v is not a valid event (see --help)", err)
+		}
+		cfg.Events |= op
+	}
+	for _, spec := range []struct {
+		flag  string
+		icase bool
+		dst   *[]*regexp.Regexp
+	}{{"exclude", false, &cfg.Exclude}, {"excludei", true, &cfg.Exclude}, {"include", false, &cfg.Include}, {"includei", true, &cfg.Include}} {
+		for _, s := range c.StringSlice(spec.flag) {
+			if spec.icase {
+				s = "(?i)" + s
+			}
+			re, err := regexp.Compile(s)
+			if err != nil {
+				return nil, base.Usagef("--%s: %v", spec.flag, err)
+			}
+			*spec.dst = append(*spec.dst, re)
+		}
+	}
+	if cfg.CSV && cfg.Format != "" {
+		return nil, base.Usagef("-c and --format cannot both be specified")
+	}
+	if cfg.Timefmt != "" && cfg.Format == "" {
+		return nil, base.Usagef("--timefmt cannot be specified without --format")
+	}
+	if cfg.Format != "" && usesTime(parseFormat(cfg.Format)) && cfg.Timefmt == "" {
+		return nil, base.Usagef("%%T is in --format string, but --timefmt was not specified")
+	}
+	if cfg.NoNewline && cfg.Format == "" {
+		return nil, base.Usagef("--no-newline cannot be specified without --format")
+	}
+	if cfg.Daemon && cfg.Outfile == "" {
+		return nil, base.Usagef("-d/--daemon requires -o/--outfile")
+	}
+	args := c.Args().Slice()
+	if f := c.String("fromfile"); f != "" {
+		more, err := readFromFile(f, c.App.Reader)
+		if err != nil {
+			return nil, base.Errorf(exitError, "--fromfile: %v", err)
+		}
+		args = append(args, more...)
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "@") && len(a) > 1 {
+			cfg.Excludes = append(cfg.Excludes, a[1:])
+			continue
+		}
+		cfg.Paths = append(cfg.Paths, a)
+	}
+	if len(cfg.Paths) == 0 {
+		return nil, base.Usagef("no files specified to watch")
+	}
+	return cfg, nil
+}
+
+func readFromFile(name string, stdin io.Reader) ([]string, error) {
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if line := sc.Text(); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out, sc.Err()
+}
+
+// daemonize starts a detached copy of inowait (-d) and returns at once.
+func daemonize(c *cli.Context) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return base.Errorf(exitError, "daemon: %v", err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return base.Errorf(exitError, "daemon: %v", err)
+	}
+	defer null.Close()
+	raw, _ := c.App.Metadata["args"].([]string)
+	cmd := exec.Command(exe, raw[1:]...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return base.Errorf(exitError, "daemon: %v", err)
+	}
+	return cmd.Process.Release()
+}
+
+// sink writes events to out, buffered until the watcher says the kernel
+// queue is drained.
+type sink struct {
+	out     io.Writer
+	buf     []byte
+	json    bool
+	text    *textFormat
+	silent  bool // -qq
+	monitor bool
+	events  event.Op // what the user asked for (for the exit code)
+	got     int
+	unasked bool // the last event was one the user did not ask for
+}
+
+var errFirstEvent = errors.New("first event received")
+
+func (s *sink) Event(ev *event.Event) error {
+	s.got++
+	s.unasked = !ev.Op.Has(s.events) && !ev.Op.Has(event.Control)
+	if !s.silent {
+		if s.json {
+			s.buf = event.AppendEvent(s.buf, ev)
+		} else {
+			s.buf = s.text.append(s.buf, ev)
+		}
+	}
+	if !s.monitor {
+		return errFirstEvent
+	}
+	if len(s.buf) >= 64*1024 {
+		return s.Flush()
+	}
+	return nil
+}
+
+func (s *sink) Flush() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	_, err := s.out.Write(s.buf)
+	s.buf = s.buf[:0]
+	if err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	return nil
+}
+
+// run watches what cfg says and writes events to stdout until ctx is done.
+func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
+	log := &base.Log{Prog: "inowait", W: stderr, Quiet: cfg.Quiet > 0}
+	if cfg.Syslog {
+		if sw, err := syslog.New(syslog.LOG_ERR|syslog.LOG_DAEMON, "inowait"); err == nil {
+			defer sw.Close()
+			log.W = sw
+		}
+	}
+	out := stdout
+	if cfg.Outfile != "" {
+		f, err := os.OpenFile(cfg.Outfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return base.Errorf(exitError, "--outfile: %v", err)
+		}
+		defer f.Close()
+		out = f
+	}
+
+	roots := map[string]string{} // absolute root key -> user's spelling
+	for _, p := range cfg.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return base.Errorf(exitError, "couldn't watch %s: %v", p, err)
+		}
+		disp := p
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			abs = strings.TrimSuffix(abs, "/") + "/"
+			if !strings.HasSuffix(disp, "/") {
+				disp += "/"
+			}
+		}
+		roots[abs] = disp
+	}
+	excluded := map[string]bool{}
+	for _, e := range cfg.Excludes {
+		abs, err := filepath.Abs(e)
+		if err == nil {
+			excluded[strings.TrimSuffix(abs, "/")] = true
+		}
+	}
+	matchAny := func(res []*regexp.Regexp, s string) bool {
+		for _, re := range res {
+			if re.MatchString(s) {
+				return true
+			}
+		}
+		return false
+	}
+	wcfg := inotify.Config{
+		Roots:         cfg.Paths,
+		Recursive:     cfg.Recursive,
+		Events:        cfg.Events,
+		NoDereference: cfg.NoDereference,
+		Resync:        cfg.Resync,
+		Timeout:       cfg.Timeout,
+		SkipDir: func(dir string) bool {
+			d := strings.TrimSuffix(dir, "/")
+			return excluded[d] || matchAny(cfg.Exclude, d)
+		},
+		Drop: func(ev *event.Event) bool {
+			p := strings.TrimSuffix(ev.Path, "/")
+			if excluded[p] || matchAny(cfg.Exclude, p) {
+				return true
+			}
+			return len(cfg.Include) > 0 && !matchAny(cfg.Include, p)
+		},
+		Warn: log.Warnf,
+	}
+	if cfg.Quiet == 0 {
+		started := false
+		wcfg.Progress = func(dirs int, elapsed time.Duration, done bool) {
+			if !started {
+				started = true
+				if cfg.Recursive {
+					log.Infof("setting up watches (recursive: this may take a while on a large tree)")
+				} else {
+					log.Infof("setting up watches")
+				}
+			}
+			rate := float64(dirs) / max(elapsed.Seconds(), 1e-9)
+			if done {
+				log.Infof("watches established: %d directories in %.2fs (%.0f/s)", dirs, elapsed.Seconds(), rate)
+				return
+			}
+			log.Infof("watching: %d directories so far (%.0f/s)", dirs, rate)
+		}
+	}
+	w, err := inotify.New(wcfg)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+
+	s := &sink{out: out, json: cfg.Format == "" && !cfg.CSV && !cfg.Text, silent: cfg.Quiet >= 2, monitor: cfg.Monitor, events: cfg.Events}
+	if s.events == 0 {
+		s.events = event.AllEvents
+	}
+	if !s.json {
+		format := cfg.Format
+		if format == "" {
+			format = "%w %,e %f"
+		}
+		s.text = &textFormat{
+			parts: parseFormat(format), csv: cfg.CSV, noNewline: cfg.NoNewline, timefmt: cfg.Timefmt,
+			display: func(watch string) string {
+				for abs, disp := range roots {
+					if strings.HasPrefix(watch, abs) {
+						return disp + watch[len(abs):]
+					}
+				}
+				return watch
+			},
+		}
+	}
+	err = w.Run(ctx, s)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errFirstEvent):
+		if s.unasked {
+			return base.Exit(exitError)
+		}
+		return nil
+	case errors.Is(err, inotify.ErrTimeout):
+		return base.Exit(exitTimeout)
+	case errors.Is(err, inotify.ErrRootGone):
+		return (&base.Error{Code: exitError, Err: errors.New(strings.TrimPrefix(err.Error(), inotify.ErrRootGone.Error()+": ") + "; stopping")}).
+			WithHint("inowait stops when a watched root disappears; restart it (with --resync) once the root is back")
+	}
+	return err
+}

@@ -1,0 +1,236 @@
+// Package base is the command-line plumbing shared by the five inopipe
+// binaries: the one exit point, the voice on stderr, signal handling and the
+// guard against flags written after arguments.
+//
+// Output rules, followed by every tool:
+//
+//   - stdout carries only the data stream (JSON lines, or inotifywait text
+//     for inowait --format); never logs.
+//   - every line on stderr starts with the program name: "rpush: error: …",
+//     "rpush: warning: …", "rpush: hint: …", or "rpush: …" for progress and
+//     summaries.
+//   - messages are lowercase and have no trailing period; errors name what
+//     failed and where (a path, a line number, a target).
+//   - a hint says what the operator can change, on its own line after the
+//     error it explains.
+//   - os.Exit is called once, in main, after every defer has run. Nothing
+//     below main exits; functions return an *Error carrying the exit code.
+package base
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Version is the inopipe release, set at link time by the Makefile.
+var Version = "0.1.0-dev"
+
+// Error is an error that carries the exit code the process should end with
+// and optional hints for the operator.
+type Error struct {
+	Code  int
+	Err   error // nil: exit with Code and print nothing
+	Hints []string
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with exit code code.
+func Errorf(code int, format string, a ...any) *Error {
+	return &Error{Code: code, Err: fmt.Errorf(format, a...)}
+}
+
+// Exit returns an *Error that only sets the exit code (the tool has already
+// reported what went wrong).
+func Exit(code int) *Error { return &Error{Code: code} }
+
+// WithHint adds a hint line to e and returns it.
+func (e *Error) WithHint(format string, a ...any) *Error {
+	e.Hints = append(e.Hints, fmt.Sprintf(format, a...))
+	return e
+}
+
+// UsageError marks a command-line mistake; Run maps it to the usage exit
+// code given to it.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef returns a *UsageError.
+func Usagef(format string, a ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, a...)}
+}
+
+// Run runs app with args and returns the process exit code. It prints the
+// error (and its hints) in the program's voice. usageCode is the exit code
+// for command-line mistakes (1 for inowait, as inotifywait; 2 elsewhere).
+func Run(ctx context.Context, app *cli.App, args []string, usageCode int) int {
+	if app.ErrWriter == nil {
+		app.ErrWriter = os.Stderr
+	}
+	// urfave/cli v2 would otherwise call os.Exit inside Run for cli.Exit
+	// errors; we map errors to codes here instead.
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return &UsageError{Err: err}
+	}
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata["args"] = args
+	err := app.RunContext(ctx, args)
+	return Report(app.ErrWriter, app.Name, err, usageCode)
+}
+
+// Report prints err in the voice of prog and returns the exit code for it.
+func Report(w io.Writer, prog string, err error, usageCode int) int {
+	if err == nil {
+		return 0
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(w, "%s: error: %s\n", prog, lower(ue.Err.Error()))
+		fmt.Fprintf(w, "%s: hint: see '%s --help'\n", prog, prog)
+		return usageCode
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Err != nil {
+			fmt.Fprintf(w, "%s: error: %s\n", prog, lower(e.Err.Error()))
+		}
+		for _, h := range e.Hints {
+			fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
+		}
+		return e.Code
+	}
+	fmt.Fprintf(w, "%s: error: %s\n", prog, lower(err.Error()))
+	return 1
+}
+
+// lower makes urfave/cli's own messages ("Required flag …", "flag provided
+// but not defined") follow the lowercase rule.
+func lower(s string) string {
+	if len(s) > 1 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'a' && s[1] <= 'z' {
+		return string(s[0]+'a'-'A') + s[1:]
+	}
+	return s
+}
+
+// Log writes the tool's voice on stderr. It is safe for concurrent use.
+type Log struct {
+	Prog  string
+	W     io.Writer
+	Quiet bool // suppress Infof (progress, summaries); errors still print
+	mu    sync.Mutex
+}
+
+func (l *Log) printf(kind, format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if kind == "" {
+		fmt.Fprintf(l.W, "%s: %s\n", l.Prog, msg)
+		return
+	}
+	fmt.Fprintf(l.W, "%s: %s: %s\n", l.Prog, kind, msg)
+}
+
+// Errorf prints "prog: error: …".
+func (l *Log) Errorf(format string, a ...any) { l.printf("error", format, a...) }
+
+// Warnf prints "prog: warning: …".
+func (l *Log) Warnf(format string, a ...any) { l.printf("warning", format, a...) }
+
+// Hintf prints "prog: hint: …".
+func (l *Log) Hintf(format string, a ...any) { l.printf("hint", format, a...) }
+
+// Infof prints "prog: …" unless Quiet.
+func (l *Log) Infof(format string, a ...any) {
+	if !l.Quiet {
+		l.printf("", format, a...)
+	}
+}
+
+// SignalError is the cancellation cause of a context ended by a signal.
+type SignalError struct{ Signal os.Signal }
+
+func (e *SignalError) Error() string { return "received " + e.Signal.String() }
+
+// SignalContext returns a context that is cancelled by the first SIGINT or
+// SIGTERM, with a *SignalError as its cause (see Signal). The first signal
+// means "stop taking input, drain, flush, exit cleanly"; after it the
+// default disposition is restored, so a second signal aborts the process at
+// once. stop releases the handler.
+func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+			cancel(&SignalError{Signal: sig})
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			cancel(context.Canceled)
+		})
+	}
+}
+
+// Signal returns the signal that cancelled ctx, or nil.
+func Signal(ctx context.Context) os.Signal {
+	var se *SignalError
+	if errors.As(context.Cause(ctx), &se) {
+		return se.Signal
+	}
+	return nil
+}
+
+// CheckArgs rejects positional arguments that look like options. urfave/cli
+// v2 stops parsing flags at the first argument, so `inowait /srv --exclude x`
+// would silently watch a directory named "--exclude" and ignore the flag
+// (urfave/cli #976). An explicit "--" on the command line turns the check
+// off, for names that really start with "-".
+func CheckArgs(c *cli.Context) error {
+	if raw, ok := c.App.Metadata["args"].([]string); ok {
+		for _, a := range raw[1:] {
+			if a == "--" {
+				return nil
+			}
+		}
+	}
+	args := c.Args().Slice()
+	for i, a := range args {
+		if len(a) > 1 && strings.HasPrefix(a, "-") {
+			if i == 0 {
+				return Usagef("unexpected option %q", a)
+			}
+			return Usagef("option %q after argument %q: options must come before arguments (use -- before a name that starts with '-')", a, args[i-1])
+		}
+	}
+	return nil
+}

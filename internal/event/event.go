@@ -1,0 +1,132 @@
+// Package event is the wire format shared by every inopipe stage: the event
+// records inowait writes and evfilter/evbatch read, the batch records evbatch
+// writes and rpush reads, and the result records rpush writes.
+//
+// Each record is one JSON object on one line (JSON Lines, UTF-8, "\n"
+// terminated). An event looks like this Go struct:
+//
+//	type Event struct {
+//		Time      time.Time // "time": RFC 3339, nanoseconds, UTC, when read
+//		Root      string    // "root": the watched argument (absolute, dirs end in "/")
+//		Watch     string    // "watch": %w, the watched directory, ends in "/"
+//		Name      string    // "name": %f, entry inside Watch ("" for the watch itself)
+//		Path      string    // "path": %w%f
+//		Op        Op        // "events": ["CLOSE_WRITE","CLOSE"], inotifywait's names and order
+//		Cookie    uint32    // "cookie": MOVED_FROM/MOVED_TO only
+//		Synthetic bool      // "synthetic": true when inowait made it up (scan of a new dir)
+//	}
+//
+// The event names are those of inotifywait's %e: ACCESS MODIFY ATTRIB
+// CLOSE_WRITE CLOSE_NOWRITE OPEN MOVED_FROM MOVED_TO CREATE DELETE
+// DELETE_SELF UNMOUNT Q_OVERFLOW IGNORED CLOSE MOVE_SELF ISDIR, plus
+// RESYNC. Q_OVERFLOW and RESYNC are control records: the replica under
+// "root" (all roots when empty) must be resynced whole.
+//
+// A batch (evbatch → rpush) carries "seq", "root", "sync", "delete", "full",
+// "events", "first" and "last"; a result (rpush → plugins) carries "seq",
+// "root", "target", "ok", "exit", "paths", "bytes", "seconds", "attempts",
+// "error" and "spooled". Fields a decoder does not know are ignored.
+//
+// # File names that are not UTF-8
+//
+// Linux file names are bytes, JSON strings are Unicode. encoding/json turns
+// each invalid byte into U+FFFD, and rsync would then look for a file that
+// does not exist. This package instead writes each byte of a string that is
+// not part of valid UTF-8 as the JSON escape \udcXX, XX being the byte (0x80
+// to 0xff): Python's "surrogateescape". A valid UTF-8 string can never
+// contain a lone surrogate, so the mapping is unambiguous and the decoder
+// turns \udc80..\udcff back into the original byte. Tools that do not know
+// the rule (jq) show U+FFFD for those bytes; everything inside inopipe sees
+// the exact bytes. Raw invalid bytes in the input are accepted as they are.
+//
+// Lines may be of any length: a batch of 100,000 paths is one line.
+package event
+
+import (
+	"strings"
+	"time"
+)
+
+// Event is one filesystem event, or a control record (Q_OVERFLOW, RESYNC).
+type Event struct {
+	Time      time.Time
+	Root      string
+	Watch     string
+	Name      string
+	Path      string
+	Op        Op
+	Cookie    uint32
+	Synthetic bool
+}
+
+// Rel returns the event's path relative to its root ("" for the root
+// itself). A path outside the root is returned unchanged with ok false.
+func (e *Event) Rel() (rel string, ok bool) {
+	if e.Root == "" {
+		return e.Path, false
+	}
+	if e.Path == e.Root || e.Path+"/" == e.Root {
+		return "", true
+	}
+	if strings.HasPrefix(e.Path, e.Root) && strings.HasSuffix(e.Root, "/") {
+		return e.Path[len(e.Root):], true
+	}
+	return e.Path, false
+}
+
+// IsControl reports whether the record is a control record that filters must
+// never drop: Q_OVERFLOW, RESYNC, UNMOUNT, or DELETE_SELF/MOVE_SELF of a root.
+func (e *Event) IsControl() bool {
+	if e.Op.Has(Control) {
+		return true
+	}
+	if e.Op.Has(DeleteSelf|MoveSelf) && e.Root != "" && (e.Path == e.Root || e.Path+"/" == e.Root) {
+		return true
+	}
+	return false
+}
+
+// Batch is a set of paths under one root to bring in line with the source.
+type Batch struct {
+	Seq    uint64
+	Root   string
+	Sync   []string // relative to Root; a trailing "/" means recursive
+	Delete []string // relative to Root; gone from the source
+	Full   bool     // resync Root whole
+	Events int      // input events this batch stands for
+	First  time.Time
+	Last   time.Time
+}
+
+// Result is rpush's report for one (batch, target).
+type Result struct {
+	Seq      uint64
+	Root     string
+	Target   string
+	OK       bool
+	Exit     int
+	Paths    int
+	Bytes    int64
+	Seconds  float64
+	Attempts int
+	Error    string
+	Spooled  string
+}
+
+// Kind says which record a decoded line held.
+type Kind int
+
+// The record kinds.
+const (
+	KindEvent Kind = iota + 1
+	KindBatch
+	KindResult
+)
+
+// Record is a decoded line: exactly one of its parts is set, as Kind says.
+type Record struct {
+	Kind   Kind
+	Event  Event
+	Batch  Batch
+	Result Result
+}
