@@ -68,7 +68,6 @@ type Config struct {
 }
 
 func newApp() *cli.App {
-	var quiet int
 	return &cli.App{
 		Name:                   "inowait",
 		Usage:                  "watch files and directory trees, print events as JSON lines",
@@ -85,7 +84,7 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "fromfile", Usage: "read paths to watch (and `@path` exclusions) from `FILE`, one per line; - for stdin"},
 			&cli.StringFlag{Name: "outfile", Aliases: []string{"o"}, Usage: "write events to `FILE` instead of stdout"},
 			&cli.BoolFlag{Name: "syslog", Aliases: []string{"s"}, Usage: "send errors to syslog instead of stderr"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Count: &quiet, Usage: "print less (only events); -qq prints nothing, not even events"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print less (only events); -qq prints nothing, not even events"},
 			&cli.StringSliceFlag{Name: "event", Aliases: []string{"e"}, Usage: "listen only for `EVENT`s (repeatable, comma lists, case-insensitive)"},
 			&cli.IntFlag{Name: "timeout", Aliases: []string{"t"}, Usage: "exit with status 2 after `SECONDS` without an event (0: never)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "ignore events on paths matching `REGEX` (Go RE2 syntax; repeatable, all apply); matching directories are not watched"},
@@ -103,7 +102,7 @@ func newApp() *cli.App {
 			if err := base.CheckArgs(c); err != nil {
 				return err
 			}
-			cfg, err := configFrom(c, quiet)
+			cfg, err := configFrom(c, quietLevel(c))
 			if err != nil {
 				return err
 			}
@@ -192,6 +191,29 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 		return nil, base.Usagef("no files specified to watch")
 	}
 	return cfg, nil
+}
+
+// quietLevel counts -q: 1 for -q, 2 for -qq (or -q -q, -mqq …). urfave/cli
+// v2's BoolFlag.Count is off by the number of aliases, so count here.
+func quietLevel(c *cli.Context) int {
+	if !c.Bool("quiet") {
+		return 0
+	}
+	raw, _ := c.App.Metadata["args"].([]string)
+	n := 0
+	for _, a := range raw[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "--quiet" {
+			n++
+			continue
+		}
+		if len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "mdrPsqc") == "" {
+			n += strings.Count(a, "q")
+		}
+	}
+	return max(n, 1)
 }
 
 func readFromFile(name string, stdin io.Reader) ([]string, error) {

@@ -1,0 +1,67 @@
+# inopipe — real-time file replication as five Unix filters.
+# `make demo` and `make test` are the two commands a newcomer needs.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(DESTDIR)$(PREFIX)/bin
+MANDIR   = $(DESTDIR)$(PREFIX)/share/man
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO      ?= go
+LDFLAGS  = -X github.com/inopipe/inopipe/internal/base.Version=$(VERSION)
+# Stretch every bounded wait in the tests on a slow machine, e.g. 2m.
+INOWAIT_TEST_TIMEOUT ?= 60s
+export INOWAIT_TEST_TIMEOUT
+
+.PHONY: all build deps test unit e2e fuzz vet bench install demo man clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(wildcard-tools))
+
+wildcard-tools = $(patsubst cmd/%/main.go,%,$(wildcard cmd/*/main.go))
+
+deps:
+	@scripts/deps.sh rsync inotify-tools lsyncd
+
+# Everything a contributor must pass: vet, unit/golden/fuzz-seed tests (with
+# the race detector), the man page checks and the end-to-end pipeline tests.
+test: deps vet unit e2e
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+e2e: build
+	$(GO) test -tags e2e -count=1 -timeout 20m ./e2e/...
+
+# Short coverage-guided fuzzing of every decoder (seeds run in `make test`).
+fuzz:
+	$(GO) test ./internal/event -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./internal/event -run '^$$' -fuzz FuzzEventRoundTrip -fuzztime 30s
+
+# Long runs: Go benchmarks and the comparisons against inotifywait, lsyncd
+# and a single ideal rsync (results in bench/RESULTS.md).
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	bench/inowait.sh
+
+install: build
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
+	for t in $(wildcard-tools); do install -m 0755 bin/$$t $(BINDIR)/$$t; done
+	for m in man/*.1; do install -m 0644 $$m $(MANDIR)/man1/; done
+	for m in $(wildcard man/*.7); do install -m 0644 $$m $(MANDIR)/man7/; done
+
+demo: deps build
+	scripts/demo.sh
+
+# Check that every man page renders without a roff warning.
+man:
+	@for m in man/*.[17]; do groff -ww -z -man $$m || exit 1; done
+
+clean:
+	rm -rf bin

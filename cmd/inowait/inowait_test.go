@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := clitest.Build("inowait")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func inowait() string { return filepath.Join(binDir, "inowait") }
+
+// lockedBuffer is a bytes.Buffer safe to read while a process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is a watcher process running in the background.
+type proc struct {
+	cmd    *exec.Cmd
+	out    lockedBuffer
+	errb   lockedBuffer
+	cancel context.CancelFunc
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clitest.Timeout())
+	p := &proc{cancel: cancel}
+	p.cmd = exec.CommandContext(ctx, name, args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errb
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(os.Interrupt)
+		p.cmd.Wait()
+		cancel()
+	})
+	return p
+}
+
+func (p *proc) waitStderr(t *testing.T, substr string) {
+	t.Helper()
+	clitest.Eventually(t, fmt.Sprintf("%q on stderr of %s", substr, p.cmd.Path), func() bool {
+		return strings.Contains(p.errb.String(), substr)
+	})
+}
+
+// TestTextMatchesInotifywait runs inotifywait and inowait on the same
+// directory and compares their output byte for byte, for each text format.
+func TestTextMatchesInotifywait(t *testing.T) {
+	if _, err := exec.LookPath("inotifywait"); err != nil {
+		t.Skip("inotifywait not installed (make test installs inotify-tools)")
+	}
+	formats := map[string][]string{
+		"default": nil,
+		"csv":     {"-c"},
+		"format":  {"--format", "%w|%f|%e|%:e|%c|%%|%0|%n|%q"},
+		"timefmt": {"--format", "%T %e %f", "--timefmt", "%Y"},
+		"nul":     {"--format", "%w%f%0", "--no-newline"},
+	}
+	for name, args := range formats {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			want := startProc(t, "inotifywait", append([]string{"-m"}, append(args, dir)...)...)
+			oursArgs := args
+			if name == "default" {
+				oursArgs = []string{"--text"}
+			}
+			got := startProc(t, inowait(), append([]string{"-m"}, append(oursArgs, dir)...)...)
+			want.waitStderr(t, "Watches established.")
+			got.waitStderr(t, "watches established")
+			script := `touch "a b" && mkdir sub && mv "a b" "c,d" && printf x > " lead" && touch 'q"x' 'trail ' "$(printf 'nl\nx')" &&
+				chmod 600 "c,d" && rm "c,d" && rmdir sub && cat " lead" >/dev/null && touch END`
+			cmd := exec.Command("sh", "-c", script)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			done := func(s string) bool { return strings.Count(s, "END") >= 4 } // CREATE OPEN ATTRIB CLOSE_WRITE
+			clitest.Eventually(t, "END from both", func() bool { return done(want.out.String()) && done(got.out.String()) })
+			if w, g := want.out.String(), got.out.String(); w != g {
+				t.Errorf("output differs from inotifywait\n--- inotifywait\n%q\n--- inowait\n%q", w, g)
+			}
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"timeout", []string{"-q", "-t", "1", dir}, 2, ""},
+		{"missing path", []string{"-q", filepath.Join(dir, "nope")}, 1, "inowait: error: couldn't watch"},
+		{"bad event", []string{"-e", "bogus", dir}, 1, `inowait: error: unknown event "bogus" is not a valid event`},
+		{"flag after arg", []string{dir, "--exclude", "x"}, 1, `option "--exclude" after argument`},
+		{"no files", []string{"-m"}, 1, "no files specified"},
+		{"csv and format", []string{"-c", "--format", "%w", dir}, 1, "-c and --format cannot both be specified"},
+		{"T without timefmt", []string{"--format", "%T", dir}, 1, "--timefmt was not specified"},
+		{"daemon without outfile", []string{"-d", dir}, 1, "requires -o"},
+		{"bad regex", []string{"--exclude", "(", dir}, 1, "--exclude: error parsing regexp"},
+	}
+	for _, c := range cases {
+		r := clitest.Run(t, "", inowait(), c.args...)
+		if r.Code != c.code || !strings.Contains(r.Stderr, c.stderr) {
+			t.Errorf("%s: exit %d stderr %q; want exit %d and %q", c.name, r.Code, r.Stderr, c.code, c.stderr)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+			if line != "" && !strings.HasPrefix(line, "inowait: ") {
+				t.Errorf("%s: stderr line not in the inowait voice: %q", c.name, line)
+			}
+		}
+	}
+}
+
+// TestFirstEventExits: without -m, inowait prints one event and exits 0,
+// like inotifywait.
+func TestFirstEventExits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := startProc(t, inowait(), "-e", "create", dir)
+	p.waitStderr(t, "watches established")
+	os.WriteFile(filepath.Join(dir, "f"), nil, 0o644)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v (stderr %s)", err, p.errb.String())
+		}
+	case <-time.After(clitest.Timeout()):
+		t.Fatal("did not exit after the first event")
+	}
+	if n := strings.Count(p.out.String(), "\n"); n != 1 || !strings.Contains(p.out.String(), `"events":["CREATE"]`) {
+		t.Errorf("output %q", p.out.String())
+	}
+}
+
+// TestRootDeletedExits1 documents the choice: a vanished root stops inowait
+// with exit 1 after the DELETE_SELF record, so a supervisor restarts it.
+func TestRootDeletedExits1(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "r")
+	os.Mkdir(dir, 0o755)
+	p := startProc(t, inowait(), "-mr", dir)
+	p.waitStderr(t, "watches established")
+	os.RemoveAll(dir)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(clitest.Timeout()):
+		t.Fatal("did not exit when the root was deleted")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.Contains(p.out.String(), `"DELETE_SELF"`) || !strings.Contains(p.errb.String(), "was deleted; stopping") {
+		t.Errorf("stdout %q stderr %q", p.out.String(), p.errb.String())
+	}
+}
+
+// TestOverflowAsUnprivileged fills the kernel queue of an unprivileged
+// inowait (its stdout is not read, so it stops reading inotify) and checks
+// that a Q_OVERFLOW record comes out and that watching goes on.
+func TestOverflowAsUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	dir, err := os.MkdirTemp("", "inowait-overflow-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), clitest.Timeout())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", inowait(), "-m", dir)
+	var errb lockedBuffer
+	cmd.Stdout, cmd.Stderr = pw, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	clitest.Eventually(t, "watches established", func() bool { return strings.Contains(errb.String(), "watches established") })
+	max := 16384
+	if b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events"); err == nil {
+		fmt.Sscan(string(b), &max)
+	}
+	if max > 200000 {
+		t.Skipf("max_queued_events is %d; too large to overflow quickly", max)
+	}
+	for i := 0; i < max/2+2000; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sawOverflow, sawAfter := false, false
+	lines := make(chan string)
+	go func() {
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(clitest.Timeout())
+	for !(sawOverflow && sawAfter) {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("stream ended; overflow %v after %v; stderr %s", sawOverflow, sawAfter, errb.String())
+			}
+			if strings.Contains(l, `"Q_OVERFLOW"`) && !sawOverflow {
+				sawOverflow = true
+				// inowait must keep watching after the overflow
+				os.WriteFile(filepath.Join(dir, "after"), nil, 0o644)
+			}
+			if sawOverflow && strings.Contains(l, `"name":"after"`) {
+				sawAfter = true
+			}
+		case <-deadline:
+			t.Fatalf("timed out: overflow %v, event after it %v", sawOverflow, sawAfter)
+		}
+	}
+	go io.Copy(io.Discard, pr)
+}

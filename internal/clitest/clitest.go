@@ -1,0 +1,124 @@
+// Package clitest builds the inopipe binaries for tests that run them as real
+// processes (pipelines, exit codes, stderr wording), and bounds every wait.
+package clitest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Timeout bounds every wait in process tests; INOWAIT_TEST_TIMEOUT (a Go
+// duration) stretches it on slow machines.
+func Timeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("INOWAIT_TEST_TIMEOUT")); err == nil {
+		return d
+	}
+	return 30 * time.Second
+}
+
+// Build compiles the named commands (e.g. "inowait") into a new temporary
+// directory and returns it. Call it from TestMain; remove the directory
+// after m.Run.
+func Build(names ...string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	dir, err := os.MkdirTemp("", "inopipe-bin-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	args := []string{"build", "-o", dir + "/"}
+	for _, n := range names {
+		args = append(args, "./cmd/"+n)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return dir, nil
+}
+
+// Result is a finished command.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Run runs bin with args and stdin, bounded by Timeout.
+func Run(t *testing.T, stdin string, bin string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", bin, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s %q: timed out", bin, args)
+	}
+	return Result{Code: code, Stdout: out.String(), Stderr: errb.String()}
+}
+
+// Eventually polls cond until it holds or Timeout passes.
+func Eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout())
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// CheckManPage fails when a flag of app is not documented in the roff man
+// page at path (as "\-\-name" or "\-x"), or when the page lacks a section
+// every inopipe page has.
+func CheckManPage(t *testing.T, flags []string, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	for _, f := range flags {
+		roff := `\-\-` + strings.ReplaceAll(f, "-", `\-`)
+		if len(f) == 1 {
+			roff = `\-` + f
+		}
+		if !strings.Contains(page, roff) {
+			t.Errorf("%s: flag %q is not documented (want %q)", path, f, roff)
+		}
+	}
+	for _, sec := range []string{"SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "SEE ALSO"} {
+		if !strings.Contains(page, ".SH "+sec) && !strings.Contains(page, `.SH "`+sec+`"`) {
+			t.Errorf("%s: no %s section", path, sec)
+		}
+	}
+	if out, err := exec.Command("groff", "-ww", "-z", "-man", path).CombinedOutput(); err != nil || len(out) > 0 {
+		if _, lerr := exec.LookPath("groff"); lerr == nil {
+			t.Errorf("%s: groff warnings: %v\n%s", path, err, out)
+		}
+	}
+}
