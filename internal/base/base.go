@@ -34,6 +34,13 @@ import (
 // Version is the inopipe release, set at link time by the Makefile.
 var Version = "0.1.0-dev"
 
+func init() {
+	// urfave/cli's default version flag takes -v, which grep-like tools
+	// need for --invert; every inopipe tool spells it --version only.
+	// (urfave/cli keeps this default in a package variable.)
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+}
+
 // Error is an error that carries the exit code the process should end with
 // and optional hints for the operator.
 type Error struct {

@@ -567,3 +567,7 @@ func (p *parser) skip(depth int) error {
 	}
 	return p.errf("invalid value")
 }
+
+// Buffered returns the number of input bytes read but not yet decoded;
+// when it is 0 the next read may block, so a filter should flush first.
+func (d *Decoder) Buffered() int { return d.r.Buffered() }

@@ -738,7 +738,14 @@ func (w *Watcher) overflow(now time.Time) error {
 			}
 		}
 	}
-	return w.emit(&event.Event{Time: now, Op: event.QOverflow}, nil)
+	// One record per root, so that each stage downstream knows which
+	// replicas to resync without having seen an event for them.
+	for _, r := range w.roots {
+		if err := w.emit(&event.Event{Time: now, Watch: r.key, Op: event.QOverflow}, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (w *Watcher) rootGone(wt *watch, what string) error {

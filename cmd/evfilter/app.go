@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/filter"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0 // input ended (or a signal), every line handled
+	exitError = 1 // an I/O error
+	exitUsage = 2 // bad command line, bad pattern or pattern file
+	// exitBadInput: --strict and a malformed input line.
+	exitBadInput = 3
+)
+
+const description = `read inowait events (JSON lines) on stdin, write the ones that pass on stdout
+
+   inowait -mr /data | evfilter --temp -x '^cache/' | evbatch 500ms | rpush host::mod
+
+   Patterns are Go RE2 regular expressions matched against the path relative
+   to the watched root (a directory with a trailing "/"); an excluded
+   directory excludes everything under it. Control records (Q_OVERFLOW,
+   RESYNC, a root's DELETE_SELF/MOVE_SELF/UNMOUNT) always pass. Lines pass
+   through unchanged, unknown fields included.
+
+EXIT STATUS:
+   0  end of input   1  I/O error   2  bad usage or pattern   3  bad input line with --strict`
+
+// Config is evfilter's command line.
+type Config struct {
+	Set    filter.Set
+	Invert bool
+	Stats  bool
+	Strict bool
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                   "evfilter",
+		Usage:                  "filter an inowait event stream",
+		UsageText:              "evfilter [options] < events > events",
+		Description:            description,
+		Version:                base.Version,
+		HideHelpCommand:        true,
+		UseShortOptionHandling: true,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"x"}, Usage: "drop paths matching `REGEX` (repeatable; all apply)"},
+			&cli.StringSliceFlag{Name: "excludei", Aliases: []string{"X"}, Usage: "like --exclude, case-insensitive"},
+			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "pass only paths matching `REGEX` (repeatable; any may match)"},
+			&cli.StringSliceFlag{Name: "includei", Usage: "like --include, case-insensitive"},
+			&cli.StringSliceFlag{Name: "exclude-from", Usage: "read exclude patterns from `FILE` (one per line, # comments)"},
+			&cli.StringSliceFlag{Name: "include-from", Usage: "read include patterns from `FILE`"},
+			&cli.BoolFlag{Name: "match-full", Usage: "match patterns against the absolute path, not the path relative to root"},
+			&cli.StringSliceFlag{Name: "event", Aliases: []string{"e"}, Usage: "pass only these event types (`LIST`, inotifywait names, case-insensitive)"},
+			&cli.BoolFlag{Name: "temp", Usage: "drop editor and tool temp files (vim swap, name~, sed and rsync temp files, lock files); see evfilter(1)"},
+			&cli.BoolFlag{Name: "invert", Aliases: []string{"v"}, Usage: "pass what would be dropped and drop what would pass (control records always pass)"},
+			&cli.BoolFlag{Name: "stats", Usage: "print counts in and out, per reason, on stderr at exit"},
+			&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 3 at the first malformed input line"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := base.CheckArgs(c); err != nil {
+				return err
+			}
+			if c.NArg() > 0 {
+				return base.Usagef("unexpected argument %q (evfilter reads stdin)", c.Args().First())
+			}
+			cfg, err := configFrom(c)
+			if err != nil {
+				return err
+			}
+			return run(c.Context, cfg, c.App.Reader, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+func configFrom(c *cli.Context) (*Config, error) {
+	cfg := &Config{Invert: c.Bool("invert"), Stats: c.Bool("stats"), Strict: c.Bool("strict")}
+	s := &cfg.Set
+	s.Full, s.Temp = c.Bool("match-full"), c.Bool("temp")
+	if err := filter.Compile(&s.Exclude, c.StringSlice("exclude"), false, "--exclude"); err != nil {
+		return nil, base.Usagef("%v", err)
+	}
+	if err := filter.Compile(&s.Exclude, c.StringSlice("excludei"), true, "--excludei"); err != nil {
+		return nil, base.Usagef("%v", err)
+	}
+	if err := filter.Compile(&s.Include, c.StringSlice("include"), false, "--include"); err != nil {
+		return nil, base.Usagef("%v", err)
+	}
+	if err := filter.Compile(&s.Include, c.StringSlice("includei"), true, "--includei"); err != nil {
+		return nil, base.Usagef("%v", err)
+	}
+	for _, f := range c.StringSlice("exclude-from") {
+		ps, err := filter.ReadPatterns(f)
+		if err == nil {
+			err = filter.Compile(&s.Exclude, ps, false, f)
+		}
+		if err != nil {
+			return nil, base.Usagef("--exclude-from %s: %v", f, err)
+		}
+	}
+	for _, f := range c.StringSlice("include-from") {
+		ps, err := filter.ReadPatterns(f)
+		if err == nil {
+			err = filter.Compile(&s.Include, ps, false, f)
+		}
+		if err != nil {
+			return nil, base.Usagef("--include-from %s: %v", f, err)
+		}
+	}
+	for _, list := range c.StringSlice("event") {
+		op, err := event.ParseOps(list)
+		if err != nil {
+			return nil, base.Usagef("--event: %v", err)
+		}
+		s.Events |= op
+	}
+	return cfg, nil
+}
+
+// run filters stdin to stdout until EOF. Lines are copied unchanged, and
+// flushed whenever no more input is waiting, so latency stays low.
+func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	log := &base.Log{Prog: "evfilter", W: stderr}
+	in := event.NewDecoder(stdin)
+	out := bufio.NewWriterSize(stdout, 64*1024)
+	stats := map[string]int{}
+	var nin, nout, bad int
+	defer func() {
+		if cfg.Stats {
+			keys := make([]string, 0, len(stats))
+			for k := range stats {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			msg := fmt.Sprintf("in %d, out %d, malformed %d", nin, nout, bad)
+			for _, k := range keys {
+				msg += fmt.Sprintf(", %s %d", k, stats[k])
+			}
+			log.Infof("%s", msg)
+		}
+	}()
+	var rec event.Record
+	for {
+		if in.Buffered() == 0 {
+			if err := out.Flush(); err != nil {
+				return base.Errorf(exitError, "write: %v", err)
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		line, err := in.ReadLine()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return base.Errorf(exitError, "read: %v", err)
+		}
+		nin++
+		if err := event.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
+			bad++
+			if err == nil {
+				err = errors.New("not an event record")
+			}
+			log.Errorf("line %d: %v", in.Line(), err)
+			if cfg.Strict {
+				out.Flush()
+				return base.Exit(exitBadInput)
+			}
+			continue
+		}
+		keep, reason := cfg.Set.Decide(&rec.Event)
+		if cfg.Invert && reason != filter.ReasonControl {
+			keep = !keep
+		}
+		stats[reason]++
+		if !keep {
+			continue
+		}
+		nout++
+		out.Write(line)
+		if err := out.WriteByte('\n'); err != nil {
+			return base.Errorf(exitError, "write: %v", err)
+		}
+	}
+	if err := out.Flush(); err != nil {
+		return base.Errorf(exitError, "write: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,411 @@
+// Package batch is evbatch's core: a Coalescer that turns a stream of
+// events into a few batches, each naming every changed path once with its
+// net effect. It never reads the clock; the caller passes the time in, so
+// the state machine is tested by stepping it (Loop is the thin driver).
+//
+// The algorithm follows syncthing's lib/watchaggregator: a quiet period
+// (emit when no event has arrived for Window), a maximum wait so that
+// constant churn still flushes (MaxDelay), rolling many changes in one
+// directory up into a recursive sync of that directory, and a full resync
+// when a batch grows past a threshold.
+//
+// # Net effect per path
+//
+// Events are applied in the order they arrive (never by priority):
+//
+//	OPEN, ACCESS, CLOSE_NOWRITE              nothing
+//	CREATE, MODIFY, CLOSE_WRITE, ATTRIB       sync
+//	MOVED_TO (file)                           sync
+//	CREATE/MOVED_TO of a directory            recursive sync ("dir/"), absorbing pending entries under it
+//	ATTRIB of a directory                     sync of the directory alone (no subtree walk)
+//	DELETE, MOVED_FROM                        delete (a directory's absorbs pending entries under it)
+//	DELETE then CREATE                        sync (recursive for a directory)
+//	CREATE … then DELETE                      delete: a full sync or an earlier batch may have copied it
+//	Q_OVERFLOW, RESYNC                        the root's batch becomes "full"
+//
+// A rename is the pair MOVED_FROM old + MOVED_TO new: delete old, sync new.
+// Both halves are handled on their own, so a pair split across two batches
+// still ends right, and a chain A→B→C gives delete A, delete B, sync C (the
+// delete of B is harmless if B never reached the target, and needed if the
+// first rename replaced an existing B).
+//
+// A recursive sync ("dir/") means: make the target's subtree equal the
+// source's, deletions included (rpush runs it with --delete); that is what
+// lets it absorb pending deletes under it.
+package batch
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/inopipe/inopipe/internal/event"
+)
+
+// Config holds the triggers and thresholds.
+type Config struct {
+	Window        time.Duration // quiet period: emit when no event for this long
+	MaxDelay      time.Duration // emit at the latest this long after the first event
+	MaxPaths      int           // emit as soon as this many distinct paths are pending (0: no limit)
+	Rollup        int           // more pending children than this in one directory → recursive sync of it (0: never)
+	FullThreshold int           // more pending paths than this in one root → full batch (0: never)
+}
+
+// Defaults are evbatch's defaults besides the window.
+var Defaults = Config{MaxDelay: 5 * time.Second, MaxPaths: 10000, Rollup: 128, FullThreshold: 10000}
+
+type netOp uint8
+
+const (
+	opSync    netOp = iota + 1 // copy this path (a directory without its subtree)
+	opSyncRec                  // copy this directory and everything under it
+	opDelete                   // remove this path (and a directory's subtree)
+)
+
+// pending is the state of one root. It is touched by the goroutine that
+// owns the Coalescer only.
+type pending struct {
+	root        string
+	first, last time.Time // arrival times, for the triggers
+	evFirst     time.Time // event times, for the batch record
+	evLast      time.Time
+	events      int
+	full        bool
+	paths       map[string]netOp
+	children    map[string]int // direct pending children per directory
+	under       map[string]int // pending entries strictly under each directory
+}
+
+// Coalescer accumulates events per root and hands out batches when due.
+type Coalescer struct {
+	cfg   Config
+	roots map[string]*pending
+	order []string // roots in order of first pending event
+	seq   uint64
+	// Warn, if set, is told about events it cannot place (no root).
+	Warn func(format string, a ...any)
+}
+
+// New returns a Coalescer.
+func New(cfg Config) *Coalescer {
+	return &Coalescer{cfg: cfg, roots: map[string]*pending{}}
+}
+
+// Pending returns how many distinct paths are pending, over all roots.
+func (c *Coalescer) Pending() int {
+	n := 0
+	for _, p := range c.roots {
+		n += len(p.paths)
+	}
+	return n
+}
+
+// Add applies one event received at now.
+func (c *Coalescer) Add(ev *event.Event, now time.Time) {
+	op := ev.Op
+	if op.Has(event.QOverflow | event.Resync) {
+		if ev.Root == "" {
+			// All roots: those with pending paths, and every root seen.
+			if len(c.order) == 0 && c.Warn != nil {
+				c.Warn("%s for all roots, but no root is known yet; nothing to resync", op)
+			}
+			for _, r := range c.knownRoots() {
+				c.state(r, ev, now).markFull()
+			}
+			return
+		}
+		c.state(ev.Root, ev, now).markFull()
+		return
+	}
+	if ev.Root == "" {
+		if c.Warn != nil {
+			c.Warn("event on %q has no root; ignored", ev.Path)
+		}
+		return
+	}
+	rel, ok := ev.Rel()
+	if !ok {
+		if c.Warn != nil {
+			c.Warn("path %q is not under its root %q; ignored", ev.Path, ev.Root)
+		}
+		return
+	}
+	rel = strings.TrimSuffix(rel, "/")
+	if rel == "" {
+		// Events on the root itself: DELETE_SELF/MOVE_SELF/UNMOUNT mean the
+		// source is gone; never turn that into deletions (inowait stops).
+		// ATTRIB of the root: its own mode/mtime.
+		if op.Has(event.Attrib) {
+			p := c.state(ev.Root, ev, now)
+			p.set(".", opSync)
+		}
+		return
+	}
+	if ev.Name == "" && op.Has(event.DeleteSelf|event.MoveSelf|event.Ignored|event.Unmount) {
+		return // the parent's DELETE/MOVED_FROM says it
+	}
+	dir := op.Has(event.IsDir)
+	var want netOp
+	switch {
+	case op.Has(event.Delete | event.MovedFrom):
+		want = opDelete
+	case op.Has(event.Create|event.MovedTo) && dir:
+		want = opSyncRec
+	case op.Has(event.Create | event.MovedTo | event.Modify | event.CloseWrite | event.Attrib):
+		want = opSync
+	default:
+		if p := c.roots[ev.Root]; p != nil {
+			p.events++ // OPEN/ACCESS/CLOSE_NOWRITE: nothing to do
+		}
+		return
+	}
+	p := c.state(ev.Root, ev, now)
+	if p.full {
+		return
+	}
+	if p.coveredByAncestor(rel) {
+		return
+	}
+	switch want {
+	case opDelete:
+		p.absorb(rel)
+		p.set(rel, opDelete)
+	case opSyncRec:
+		p.absorb(rel)
+		p.set(rel, opSyncRec)
+	case opSync:
+		if cur, ok := p.paths[rel]; ok && cur == opSyncRec {
+			return // already copied whole
+		}
+		if dir && p.paths[rel] == opDelete {
+			p.set(rel, opSyncRec) // deleted, then its attributes changed: it is back
+			return
+		}
+		p.set(rel, opSync)
+	}
+	if c.cfg.Rollup > 0 {
+		c.rollup(p, parentOf(rel))
+	}
+	if c.cfg.FullThreshold > 0 && len(p.paths) > c.cfg.FullThreshold {
+		p.markFull()
+	}
+}
+
+func (c *Coalescer) knownRoots() []string { return append([]string(nil), c.order...) }
+
+// state returns the pending state of root, creating it and starting its
+// timers at now.
+func (c *Coalescer) state(root string, ev *event.Event, now time.Time) *pending {
+	p := c.roots[root]
+	if p == nil {
+		p = &pending{root: root, first: now, paths: map[string]netOp{}, children: map[string]int{}, under: map[string]int{}}
+		c.roots[root] = p
+		if !contains(c.order, root) {
+			c.order = append(c.order, root)
+		}
+	}
+	if len(p.paths) == 0 && !p.full && p.events == 0 {
+		p.first = now
+	}
+	p.last = now
+	p.events++
+	t := ev.Time
+	if t.IsZero() {
+		t = now
+	}
+	if p.evFirst.IsZero() || t.Before(p.evFirst) {
+		p.evFirst = t
+	}
+	if t.After(p.evLast) {
+		p.evLast = t
+	}
+	return p
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pending) markFull() {
+	p.full = true
+	clear(p.paths)
+	clear(p.children)
+	clear(p.under)
+}
+
+// coveredByAncestor reports whether a recursive sync of a directory above
+// rel is pending (which copies rel too).
+func (p *pending) coveredByAncestor(rel string) bool {
+	for i := len(rel) - 1; i > 0; i-- {
+		if rel[i] == '/' && p.paths[rel[:i]] == opSyncRec {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pending) set(rel string, op netOp) {
+	if _, ok := p.paths[rel]; !ok {
+		p.children[parentOf(rel)]++
+		for i := 0; i < len(rel); i++ {
+			if rel[i] == '/' {
+				p.under[rel[:i]]++
+			}
+		}
+	}
+	p.paths[rel] = op
+}
+
+func (p *pending) remove(rel string) {
+	if _, ok := p.paths[rel]; !ok {
+		return
+	}
+	delete(p.paths, rel)
+	par := parentOf(rel)
+	if p.children[par]--; p.children[par] <= 0 {
+		delete(p.children, par)
+	}
+	for i := 0; i < len(rel); i++ {
+		if rel[i] == '/' {
+			a := rel[:i]
+			if p.under[a]--; p.under[a] <= 0 {
+				delete(p.under, a)
+			}
+		}
+	}
+}
+
+// absorb drops every pending entry under dir (the caller replaces them by
+// one entry for dir). Cheap when nothing is pending below dir.
+func (p *pending) absorb(dir string) {
+	if p.under[dir] == 0 {
+		return
+	}
+	prefix := dir + "/"
+	var doomed []string
+	for rel := range p.paths {
+		if strings.HasPrefix(rel, prefix) {
+			doomed = append(doomed, rel)
+		}
+	}
+	for _, rel := range doomed {
+		p.remove(rel)
+	}
+}
+
+// rollup turns more than Rollup pending children of dir into one recursive
+// sync of dir (of the whole root when dir is the root).
+func (c *Coalescer) rollup(p *pending, dir string) {
+	if p.children[dir] <= c.cfg.Rollup {
+		return
+	}
+	if dir == "" {
+		p.markFull()
+		return
+	}
+	p.absorb(dir)
+	p.set(dir, opSyncRec)
+	c.rollup(p, parentOf(dir))
+}
+
+func parentOf(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}
+
+// due reports whether root's batch must go out at now.
+func (c *Coalescer) due(p *pending, now time.Time) bool {
+	if !p.full && len(p.paths) == 0 {
+		return false
+	}
+	if !now.Before(p.last.Add(c.cfg.Window)) {
+		return true
+	}
+	if c.cfg.MaxDelay > 0 && !now.Before(p.first.Add(c.cfg.MaxDelay)) {
+		return true
+	}
+	return c.cfg.MaxPaths > 0 && len(p.paths) >= c.cfg.MaxPaths
+}
+
+// Due returns the batches that are due at now, one per root, and forgets
+// them.
+func (c *Coalescer) Due(now time.Time) []event.Batch {
+	return c.take(func(p *pending) bool { return c.due(p, now) })
+}
+
+// Flush returns every pending batch (end of input, shutdown).
+func (c *Coalescer) Flush() []event.Batch {
+	return c.take(func(p *pending) bool { return p.full || len(p.paths) > 0 })
+}
+
+func (c *Coalescer) take(ready func(*pending) bool) []event.Batch {
+	var out []event.Batch
+	keep := c.order[:0]
+	for _, root := range c.order {
+		p := c.roots[root]
+		if p == nil {
+			continue
+		}
+		if !ready(p) {
+			keep = append(keep, root)
+			continue
+		}
+		c.seq++
+		out = append(out, p.batch(c.seq))
+		delete(c.roots, root)
+		keep = append(keep, root) // still a known root for Q_OVERFLOW with no root
+	}
+	c.order = keep
+	return out
+}
+
+// Next returns when the earliest pending batch becomes due.
+func (c *Coalescer) Next() (time.Time, bool) {
+	var best time.Time
+	found := false
+	for _, p := range c.roots {
+		if !p.full && len(p.paths) == 0 {
+			continue
+		}
+		d := p.last.Add(c.cfg.Window)
+		if c.cfg.MaxDelay > 0 {
+			if m := p.first.Add(c.cfg.MaxDelay); m.Before(d) {
+				d = m
+			}
+		}
+		if !found || d.Before(best) {
+			best, found = d, true
+		}
+	}
+	return best, found
+}
+
+// batch renders the pending state as a batch record: sync and delete lists
+// sorted; a recursive sync ends in "/"; the root itself is ".".
+func (p *pending) batch(seq uint64) event.Batch {
+	b := event.Batch{Seq: seq, Root: p.root, Full: p.full, Events: p.events, First: p.evFirst, Last: p.evLast,
+		Sync: []string{}, Delete: []string{}}
+	if p.full {
+		return b
+	}
+	for rel, op := range p.paths {
+		switch op {
+		case opSync:
+			b.Sync = append(b.Sync, rel)
+		case opSyncRec:
+			b.Sync = append(b.Sync, rel+"/")
+		case opDelete:
+			b.Delete = append(b.Delete, rel)
+		}
+	}
+	sort.Strings(b.Sync)
+	sort.Strings(b.Delete)
+	return b
+}

@@ -1,0 +1,271 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/inopipe/inopipe/internal/event"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+const root = "/data/"
+
+// e builds an event: "CREATE,ISDIR a/b" style.
+func e(ops, rel string) event.Event {
+	op, err := event.ParseOps(ops)
+	if err != nil {
+		panic(err)
+	}
+	watch, name := root, rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		watch, name = root+rel[:i+1], rel[i+1:]
+	}
+	return event.Event{Root: root, Watch: watch, Name: name, Path: watch + name, Op: op}
+}
+
+func TestCoalescingRules(t *testing.T) {
+	cases := []struct {
+		name       string
+		evs        []event.Event
+		sync, del  []string
+		full, none bool
+	}{
+		{"reads only", []event.Event{e("open", "f"), e("access", "f"), e("close_nowrite", "f")}, nil, nil, false, true},
+		{"create write close", []event.Event{e("create", "f"), e("modify", "f"), e("modify", "f"), e("close_write", "f")}, []string{"f"}, nil, false, false},
+		{"many writes", []event.Event{e("modify", "f"), e("close_write", "f"), e("modify", "f"), e("close_write", "f")}, []string{"f"}, nil, false, false},
+		{"attrib", []event.Event{e("attrib", "f")}, []string{"f"}, nil, false, false},
+		{"symlink create", []event.Event{e("create", "link")}, []string{"link"}, nil, false, false},
+		{"create then delete", []event.Event{e("create", "tmp"), e("modify", "tmp"), e("delete", "tmp")}, nil, []string{"tmp"}, false, false},
+		{"delete then create", []event.Event{e("delete", "f"), e("create", "f"), e("close_write", "f")}, []string{"f"}, nil, false, false},
+		{"dir deleted then recreated", []event.Event{e("create", "d/x"), e("delete,isdir", "d"), e("create,isdir", "d")}, []string{"d/"}, nil, false, false},
+		{"rename pair", []event.Event{e("moved_from", "a"), e("moved_to", "b")}, []string{"b"}, []string{"a"}, false, false},
+		{"rename dir", []event.Event{e("moved_from,isdir", "a"), e("moved_to,isdir", "b")}, []string{"b/"}, []string{"a"}, false, false},
+		{"rename chain", []event.Event{e("moved_from", "A"), e("moved_to", "B"), e("moved_from", "B"), e("moved_to", "C")}, []string{"C"}, []string{"A", "B"}, false, false},
+		{"editor save via temp", []event.Event{e("create", ".f.tmp"), e("close_write", ".f.tmp"), e("moved_from", ".f.tmp"), e("moved_to", "f")}, []string{"f"}, []string{".f.tmp"}, false, false},
+		{"moved in from outside", []event.Event{e("moved_to,isdir", "pkg")}, []string{"pkg/"}, nil, false, false},
+		{"moved out", []event.Event{e("moved_from", "x")}, nil, []string{"x"}, false, false},
+		{"mkdir absorbs children", []event.Event{e("create", "d/a"), e("close_write", "d/a"), e("create,isdir", "d"), e("create", "d/b")}, []string{"d/"}, nil, false, false},
+		{"rmdir absorbs children", []event.Event{e("modify", "d/a"), e("delete", "d/sub/x"), e("delete,isdir", "d")}, nil, []string{"d"}, false, false},
+		{"dir attrib only", []event.Event{e("attrib,isdir", "d")}, []string{"d"}, nil, false, false},
+		{"overflow", []event.Event{e("modify", "f"), {Root: root, Op: event.QOverflow}, e("modify", "g")}, nil, nil, true, false},
+		{"resync", []event.Event{{Root: root, Watch: root, Path: root, Op: event.Resync}}, nil, nil, true, false},
+		{"root delete_self is not a mass delete", []event.Event{{Root: root, Watch: root, Path: root, Op: event.DeleteSelf}}, nil, nil, false, true},
+		{"self events of subdirs ignored", []event.Event{{Root: root, Watch: root + "d/", Path: root + "d/", Op: event.DeleteSelf}}, nil, nil, false, true},
+		{"sorted", []event.Event{e("modify", "z"), e("modify", "a"), e("modify", "m/x")}, []string{"a", "m/x", "z"}, nil, false, false},
+	}
+	for _, c := range cases {
+		co := New(Config{Window: time.Second, Rollup: 128})
+		for i := range c.evs {
+			co.Add(&c.evs[i], t0)
+		}
+		bs := co.Flush()
+		if c.none {
+			if len(bs) != 0 {
+				t.Errorf("%s: got %+v, want no batch", c.name, bs)
+			}
+			continue
+		}
+		if len(bs) != 1 {
+			t.Errorf("%s: %d batches", c.name, len(bs))
+			continue
+		}
+		b := bs[0]
+		if c.sync == nil {
+			c.sync = []string{}
+		}
+		if c.del == nil {
+			c.del = []string{}
+		}
+		if b.Full != c.full || !reflect.DeepEqual(b.Sync, c.sync) || !reflect.DeepEqual(b.Delete, c.del) {
+			t.Errorf("%s: got full=%v sync=%q delete=%q; want full=%v sync=%q delete=%q", c.name, b.Full, b.Sync, b.Delete, c.full, c.sync, c.del)
+		}
+		if b.Events != len(c.evs) {
+			t.Errorf("%s: events = %d, want %d", c.name, b.Events, len(c.evs))
+		}
+	}
+}
+
+// A MOVED_FROM whose MOVED_TO lands in the next batch still ends right.
+func TestSplitRename(t *testing.T) {
+	co := New(Config{Window: time.Second})
+	a, b := e("moved_from", "a"), e("moved_to", "b")
+	co.Add(&a, t0)
+	first := co.Due(t0.Add(time.Second))
+	co.Add(&b, t0.Add(2*time.Second))
+	second := co.Flush()
+	if len(first) != 1 || !reflect.DeepEqual(first[0].Delete, []string{"a"}) || len(second) != 1 || !reflect.DeepEqual(second[0].Sync, []string{"b"}) {
+		t.Fatalf("first %+v second %+v", first, second)
+	}
+	if second[0].Seq <= first[0].Seq {
+		t.Errorf("seq not increasing: %d then %d", first[0].Seq, second[0].Seq)
+	}
+}
+
+func TestRollupAndFull(t *testing.T) {
+	co := New(Config{Window: time.Second, Rollup: 3, FullThreshold: 100})
+	for i := 0; i < 4; i++ {
+		ev := e("close_write", fmt.Sprintf("www/img/%d.png", i))
+		co.Add(&ev, t0)
+	}
+	other := e("modify", "www/index.html")
+	co.Add(&other, t0)
+	bs := co.Flush()
+	if len(bs) != 1 || !reflect.DeepEqual(bs[0].Sync, []string{"www/img/", "www/index.html"}) {
+		t.Fatalf("rollup: %+v", bs)
+	}
+	co = New(Config{Window: time.Second, Rollup: 1000, FullThreshold: 10})
+	for i := 0; i < 11; i++ {
+		ev := e("modify", fmt.Sprintf("d%d/f", i))
+		co.Add(&ev, t0)
+	}
+	if bs := co.Flush(); len(bs) != 1 || !bs[0].Full || len(bs[0].Sync) != 0 {
+		t.Fatalf("full threshold: %+v", bs)
+	}
+	co = New(Config{Window: time.Second, Rollup: 2})
+	for _, n := range []string{"a", "b", "c"} {
+		ev := e("modify", n)
+		co.Add(&ev, t0)
+	}
+	if bs := co.Flush(); len(bs) != 1 || !bs[0].Full {
+		t.Fatalf("rollup of the root must be a full sync: %+v", bs)
+	}
+}
+
+// TestTriggers steps the clock by hand: quiet period, max delay, max paths.
+func TestTriggers(t *testing.T) {
+	co := New(Config{Window: 500 * time.Millisecond, MaxDelay: 2 * time.Second, MaxPaths: 3})
+	f := e("modify", "f")
+	co.Add(&f, t0)
+	if next, ok := co.Next(); !ok || !next.Equal(t0.Add(500*time.Millisecond)) {
+		t.Fatalf("Next = %v %v", next, ok)
+	}
+	if bs := co.Due(t0.Add(499 * time.Millisecond)); len(bs) != 0 {
+		t.Fatal("due before the quiet period")
+	}
+	if bs := co.Due(t0.Add(500 * time.Millisecond)); len(bs) != 1 {
+		t.Fatal("not due after the quiet period")
+	}
+	// A steady trickle (every 400ms < window) still flushes at MaxDelay.
+	var flushedAt time.Duration
+	for ms := 0; ms <= 3000; ms += 400 {
+		now := t0.Add(10*time.Second + time.Duration(ms)*time.Millisecond)
+		co.Add(&f, now)
+		if bs := co.Due(now); len(bs) > 0 {
+			flushedAt = time.Duration(ms) * time.Millisecond
+			break
+		}
+	}
+	if flushedAt != 2000*time.Millisecond {
+		t.Fatalf("trickle flushed at %v, want 2s (max delay)", flushedAt)
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		ev := e("modify", n)
+		co.Add(&ev, t0.Add(time.Minute))
+	}
+	if bs := co.Due(t0.Add(time.Minute)); len(bs) != 1 || len(bs[0].Sync) != 3 {
+		t.Fatalf("max paths: %+v", bs)
+	}
+}
+
+func TestOneBatchPerRoot(t *testing.T) {
+	co := New(Config{Window: time.Second})
+	a := event.Event{Root: "/a/", Watch: "/a/", Name: "x", Path: "/a/x", Op: event.Modify}
+	b := event.Event{Root: "/b/", Watch: "/b/", Name: "y", Path: "/b/y", Op: event.Modify}
+	co.Add(&a, t0)
+	co.Add(&b, t0)
+	co.Add(&a, t0)
+	bs := co.Flush()
+	if len(bs) != 2 || bs[0].Root != "/a/" || bs[1].Root != "/b/" || bs[0].Seq != 1 || bs[1].Seq != 2 {
+		t.Fatalf("%+v", bs)
+	}
+	// Overflow with no root: every known root resyncs.
+	ov := event.Event{Op: event.QOverflow}
+	co.Add(&ov, t0)
+	bs = co.Flush()
+	if len(bs) != 2 || !bs[0].Full || !bs[1].Full {
+		t.Fatalf("overflow for all roots: %+v", bs)
+	}
+}
+
+// TestLoop runs the driver under synctest: a fake clock, no sleeps.
+func TestLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		co := New(Config{Window: 500 * time.Millisecond, MaxDelay: 5 * time.Second})
+		in := make(chan []event.Event)
+		var got []event.Batch
+		done := make(chan error)
+		go func() {
+			done <- Loop(context.Background(), co, in, func(b *event.Batch) error { got = append(got, *b); return nil })
+		}()
+		start := time.Now()
+		in <- []event.Event{e("create", "f"), e("close_write", "f")}
+		time.Sleep(400 * time.Millisecond)
+		synctest.Wait()
+		if len(got) != 0 {
+			t.Fatal("emitted inside the quiet period")
+		}
+		in <- []event.Event{e("modify", "g")} // restarts the quiet period
+		time.Sleep(499 * time.Millisecond)
+		synctest.Wait()
+		if len(got) != 0 {
+			t.Fatal("emitted before the quiet period after the last event")
+		}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if len(got) != 1 || !reflect.DeepEqual(got[0].Sync, []string{"f", "g"}) {
+			t.Fatalf("after quiet period: %+v", got)
+		}
+		if el := time.Since(start); el < 900*time.Millisecond {
+			t.Fatalf("elapsed %v", el)
+		}
+		in <- []event.Event{e("modify", "h")}
+		close(in) // EOF flushes at once
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[1].Sync[0] != "h" {
+			t.Fatalf("EOF flush: %+v", got)
+		}
+	})
+}
+
+// TestLoopCancelFlushes: SIGTERM (ctx done) flushes what is pending.
+func TestLoopCancelFlushes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		co := New(Config{Window: time.Hour})
+		in := make(chan []event.Event)
+		ctx, cancel := context.WithCancel(context.Background())
+		var got []event.Batch
+		done := make(chan error)
+		go func() {
+			done <- Loop(ctx, co, in, func(b *event.Batch) error { got = append(got, *b); return nil })
+		}()
+		in <- []event.Event{e("modify", "f")}
+		cancel()
+		if err := <-done; err != nil || len(got) != 1 {
+			t.Fatalf("err %v got %+v", err, got)
+		}
+	})
+}
+
+func ExampleCoalescer() {
+	c := New(Config{Window: 500 * time.Millisecond})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, ev := range []event.Event{
+		e("create", "www/.index.html.swp"), e("create", "www/index.html"), e("close_write", "www/index.html"),
+		e("delete", "www/.index.html.swp"), e("moved_from,isdir", "old"), e("moved_to,isdir", "new"),
+	} {
+		c.Add(&ev, now)
+	}
+	for _, b := range c.Due(now.Add(500 * time.Millisecond)) {
+		fmt.Printf("sync %q delete %q\n", b.Sync, b.Delete)
+	}
+	// Output:
+	// sync ["new/" "www/index.html"] delete ["old" "www/.index.html.swp"]
+}
