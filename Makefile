@@ -61,7 +61,7 @@ demo: deps build
 
 # Check that every man page renders without a roff warning.
 man:
-	@for m in man/*.[17]; do groff -ww -z -man $$m || exit 1; done
+	@for m in man/*.[17]; do groff -t -ww -z -man $$m || exit 1; done
 
 clean:
 	rm -rf bin

@@ -116,7 +116,7 @@ func CheckManPage(t *testing.T, flags []string, path string) {
 			t.Errorf("%s: no %s section", path, sec)
 		}
 	}
-	if out, err := exec.Command("groff", "-ww", "-z", "-man", path).CombinedOutput(); err != nil || len(out) > 0 {
+	if out, err := exec.Command("groff", "-t", "-ww", "-z", "-man", path).CombinedOutput(); err != nil || len(out) > 0 {
 		if _, lerr := exec.LookPath("groff"); lerr == nil {
 			t.Errorf("%s: groff warnings: %v\n%s", path, err, out)
 		}

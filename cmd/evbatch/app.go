@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/batch"
+	"github.com/inopipe/inopipe/internal/event"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0 // input ended or a signal; everything pending was written
+	exitError    = 1 // I/O error (e.g. stdout closed): pending batches could not be written
+	exitUsage    = 2 // bad command line
+	exitBadInput = 3 // --strict and a malformed input line
+)
+
+const description = `read events (JSON lines) on stdin, write batches for rpush on stdout
+
+   inowait -mr /data | evfilter --temp | evbatch 500ms | rpush host::mod
+
+   A batch for a root is written when no event has arrived for WINDOW (a
+   debounce), when its first event is --max-delay old, or when --max-paths
+   distinct paths are pending. Each path appears once with its net effect
+   (see evbatch(1) for the table). End of input or SIGTERM writes what is
+   pending, then exits.
+
+EXIT STATUS:
+   0  end of input or signal, all written   1  I/O error   2  bad usage
+   3  bad input line with --strict`
+
+// Config is evbatch's command line.
+type Config struct {
+	Batch  batch.Config
+	Strict bool
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:            "evbatch",
+		Usage:           "debounce and coalesce events into batches",
+		UsageText:       "evbatch [options] WINDOW < events > batches",
+		Description:     description,
+		Version:         base.Version,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "max-delay", Value: batch.Defaults.MaxDelay, Usage: "write a batch at the latest this `DURATION` after its first event, even if events keep coming"},
+			&cli.IntFlag{Name: "max-paths", Value: batch.Defaults.MaxPaths, Usage: "write a batch as soon as `N` distinct paths are pending (0: no limit)"},
+			&cli.IntFlag{Name: "rollup", Value: batch.Defaults.Rollup, Usage: "more than `N` pending entries in one directory become one recursive sync of it (0: never)"},
+			&cli.IntFlag{Name: "full-threshold", Value: batch.Defaults.FullThreshold, Usage: "more than `N` pending paths in one root make the batch a full resync (0: never)"},
+			&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 3 at the first malformed input line"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := base.CheckArgs(c); err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return base.Usagef("need exactly one WINDOW argument, e.g. 500ms")
+			}
+			win, err := time.ParseDuration(c.Args().First())
+			if err != nil || win <= 0 {
+				return base.Usagef("WINDOW %q: want a positive duration such as 500ms or 2s", c.Args().First())
+			}
+			cfg := &Config{Strict: c.Bool("strict"), Batch: batch.Config{
+				Window: win, MaxDelay: c.Duration("max-delay"), MaxPaths: c.Int("max-paths"),
+				Rollup: c.Int("rollup"), FullThreshold: c.Int("full-threshold"),
+			}}
+			if cfg.Batch.MaxDelay > 0 && cfg.Batch.MaxDelay < win {
+				return base.Usagef("--max-delay %v is shorter than WINDOW %v", cfg.Batch.MaxDelay, win)
+			}
+			// A closed stdout must be an error we can report (with what is
+			// lost), not a silent death by SIGPIPE.
+			signal.Ignore(syscall.SIGPIPE)
+			return run(c.Context, cfg, c.App.Reader, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// run reads events until EOF or ctx is done, writing batches as they fall
+// due. The reader goroutine hands over events in slices to keep the channel
+// cost per event low.
+func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	log := &base.Log{Prog: "evbatch", W: stderr}
+	co := batch.New(cfg.Batch)
+	co.Warn = log.Warnf
+	in := make(chan []event.Event)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(in)
+		readErr <- read(ctx, cfg, stdin, in, log)
+	}()
+	out := bufio.NewWriter(stdout)
+	var buf []byte
+	written := 0
+	err := batch.Loop(ctx, co, in, func(b *event.Batch) error {
+		buf = event.AppendBatch(buf[:0], b)
+		out.Write(buf)
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("write batch %d: %w", b.Seq, err)
+		}
+		written++
+		return nil
+	})
+	if err != nil {
+		lost := co.Pending()
+		return base.Errorf(exitError, "%v (%d pending paths not written)", err, lost).
+			WithHint("restart the pipeline with inowait --resync so that a full sync covers them")
+	}
+	select {
+	case rerr := <-readErr:
+		return rerr
+	default:
+		return nil // stopped by a signal; the reader may still be blocked
+	}
+}
+
+func read(ctx context.Context, cfg *Config, stdin io.Reader, in chan<- []event.Event, log *base.Log) error {
+	d := event.NewDecoder(stdin)
+	var rec event.Record
+	chunk := make([]event.Event, 0, 256)
+	send := func() bool {
+		if len(chunk) == 0 {
+			return true
+		}
+		select {
+		case in <- chunk:
+			chunk = make([]event.Event, 0, 256)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		if d.Buffered() == 0 || len(chunk) == cap(chunk) {
+			if !send() {
+				return nil
+			}
+		}
+		line, err := d.ReadLine()
+		if err == io.EOF {
+			send()
+			return nil
+		}
+		if err != nil {
+			send()
+			return base.Errorf(exitError, "read: %v", err)
+		}
+		if err := event.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
+			if err == nil {
+				err = errors.New("not an event record")
+			}
+			log.Errorf("line %d: %v", d.Line(), err)
+			if cfg.Strict {
+				send()
+				return base.Exit(exitBadInput)
+			}
+			continue
+		}
+		chunk = append(chunk, rec.Event)
+	}
+}

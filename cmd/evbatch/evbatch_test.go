@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := clitest.Build("evbatch")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "evbatch")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// TestGolden feeds testdata/*.in.jsonl through the binary (EOF flushes) and
+// compares with *.want.jsonl, ignoring the first/last times.
+func TestGolden(t *testing.T) {
+	ins, _ := filepath.Glob("testdata/*.in.jsonl")
+	if len(ins) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, in := range ins {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := clitest.Run(t, string(b), bin, "--max-delay", "1h", "1h")
+		got := stripTimes(r.Stdout)
+		wantFile := strings.TrimSuffix(in, ".in.jsonl") + ".want.jsonl"
+		if os.Getenv("UPDATE_GOLDEN") != "" {
+			os.WriteFile(wantFile, []byte(got), 0o644)
+		}
+		want, _ := os.ReadFile(wantFile)
+		if r.Code != 0 || got != string(want) {
+			t.Errorf("%s: exit %d stderr %s\ngot:\n%s\nwant:\n%s", in, r.Code, r.Stderr, got, want)
+		}
+	}
+}
+
+func stripTimes(s string) string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if i := strings.Index(l, `,"first":`); i >= 0 {
+			l = l[:i] + "}"
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+func TestCLIErrors(t *testing.T) {
+	cases := []struct {
+		args   []string
+		in     string
+		code   int
+		stderr string
+	}{
+		{nil, "", 2, "need exactly one WINDOW"},
+		{[]string{"soon"}, "", 2, `WINDOW "soon"`},
+		{[]string{"--max-delay", "1s", "2s"}, "", 2, "shorter than WINDOW"},
+		{[]string{"--strict", "1s"}, "{}\n", 3, "evbatch: error: line 1:"},
+		{[]string{"1s"}, "{}\n", 0, "evbatch: error: line 1:"},
+	}
+	for _, c := range cases {
+		r := clitest.Run(t, c.in, bin, c.args...)
+		if r.Code != c.code || !strings.Contains(r.Stderr, c.stderr) {
+			t.Errorf("%q: exit %d stderr %q, want %d %q", c.args, r.Code, r.Stderr, c.code, c.stderr)
+		}
+	}
+}
+
+func TestManPageCoversFlags(t *testing.T) {
+	var names []string
+	for _, f := range newApp().Flags {
+		names = append(names, f.Names()...)
+	}
+	clitest.CheckManPage(t, names, "../../man/evbatch.1")
+}

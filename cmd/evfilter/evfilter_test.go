@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := clitest.Build("evfilter")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "evfilter")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	swp  = `{"root":"/d/","watch":"/d/","name":".a.swp","path":"/d/.a.swp","events":["CREATE"]}`
+	keep = `{"root":"/d/","watch":"/d/","name":"x\udcff","path":"/d/x\udcff","events":["CREATE"],"future":{"a":1}}`
+	ovf  = `{"root":"/d/","watch":"/d/","name":"","path":"/d/","events":["Q_OVERFLOW"]}`
+)
+
+func TestCLI(t *testing.T) {
+	in := swp + "\nnot json\n" + keep + "\n" + ovf + "\n"
+	cases := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{"temp", []string{"--temp"}, 0, keep + "\n" + ovf + "\n", "evfilter: error: line 2: not a JSON object"},
+		{"invert", []string{"--temp", "-v"}, 0, swp + "\n" + ovf + "\n", ""},
+		{"exclude all keeps control", []string{"-x", "."}, 0, ovf + "\n", ""},
+		{"strict", []string{"--strict"}, 3, swp + "\n", "line 2"},
+		{"stats", []string{"--temp", "--stats"}, 0, keep + "\n" + ovf + "\n", "evfilter: in 4, out 2, malformed 1, control 1, pass 1, temp 1"},
+		{"bad regex", []string{"-x", "("}, 2, "", "evfilter: error: --exclude: error parsing regexp"},
+		{"bad event", []string{"-e", "nope"}, 2, "", `unknown event "nope"`},
+		{"argument", []string{"file"}, 2, "", "unexpected argument"},
+		{"missing pattern file", []string{"--exclude-from", "/nonexistent"}, 2, "", "--exclude-from /nonexistent"},
+	}
+	for _, c := range cases {
+		r := clitest.Run(t, in, bin, c.args...)
+		if r.Code != c.code || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
+			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant exit %d stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.code, c.stdout, c.stderr)
+		}
+	}
+}
+
+func TestManPageCoversFlags(t *testing.T) {
+	var names []string
+	for _, f := range newApp().Flags {
+		names = append(names, f.Names()...)
+	}
+	clitest.CheckManPage(t, names, "../../man/evfilter.1")
+}
