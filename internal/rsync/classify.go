@@ -1,0 +1,67 @@
+package rsync
+
+import "strings"
+
+// rsync's exit codes (rsync's errcode.h), named so nobody writes 5888.
+const (
+	ExitOK          = 0
+	ExitSyntax      = 1  // syntax or usage error (also: password file mode)
+	ExitProtocol    = 2  // protocol incompatibility (also #910: "invalid file mode 00")
+	ExitFileSelect  = 3  // errors selecting input/output files, dirs
+	ExitUnsupported = 4  // requested action not supported
+	ExitStartClient = 5  // error starting client-server protocol (auth, module, max connections)
+	ExitSocketIO    = 10 // error in socket I/O (daemon down)
+	ExitFileIO      = 11 // error in file I/O (receiver disk full)
+	ExitStreamIO    = 12 // error in rsync protocol data stream
+	ExitSignal      = 20 // received SIGUSR1 or SIGINT (killed)
+	ExitPartial     = 23 // partial transfer due to error
+	ExitVanished    = 24 // partial transfer due to vanished source files
+	ExitDelLimit    = 25 // --max-delete limit stopped deletions
+	ExitTimeout     = 30 // timeout in data send/receive
+	ExitConTimeout  = 35 // timeout waiting for daemon connection
+	ExitSSH         = 255
+	// ExitNotRun is used for a run that never started (missing binary).
+	ExitNotRun = -1
+)
+
+// Class is what to do after a run.
+type Class int
+
+// Classes.
+const (
+	Done       Class = iota // success (24 after normalization: the file changed under us; the next event syncs it)
+	Retry                   // transient: retry with backoff, then spool
+	FilterMode              // the receiver rejects --delete-missing-args: switch this target to filter mode, retry at once
+	Spool                   // will not get better by retrying now: spool and report
+	Dangerous               // stop this source (errors selecting files: a root that is not what it was)
+	Config                  // the binary is missing or cannot run: stop after spooling what is pending
+)
+
+func (c Class) String() string {
+	return [...]string{"done", "retry", "filter-mode", "spool", "dangerous", "config"}[c]
+}
+
+// Classify maps an exit code and rsync's stderr to a Class.
+func Classify(code int, stderr string) Class {
+	switch code {
+	case ExitOK, ExitVanished:
+		return Done
+	case ExitSocketIO, ExitStreamIO, ExitTimeout, ExitConTimeout, ExitSSH:
+		return Retry
+	case ExitStartClient:
+		if strings.Contains(stderr, "max connections") {
+			return Retry
+		}
+		return Spool
+	case ExitProtocol:
+		if strings.Contains(stderr, "invalid file mode 00") {
+			return FilterMode
+		}
+		return Spool
+	case ExitFileSelect:
+		return Dangerous
+	case ExitNotRun:
+		return Config
+	}
+	return Spool
+}

@@ -1,0 +1,435 @@
+// Package rsync turns batches into rsync runs: target parsing, the argv
+// (a pure function, never a shell string), the NUL-separated path list on
+// stdin, the classification of rsync's exit codes, and the Runner that
+// executes the real binary. rpush and failreplay use it.
+package rsync
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	shellwords "github.com/mattn/go-shellwords"
+
+	"github.com/inopipe/inopipe/internal/event"
+)
+
+// Kind is how rsync reaches a target.
+type Kind int
+
+// Target kinds.
+const (
+	Local  Kind = iota + 1 // a directory on this machine
+	Daemon                 // host::module[/path] or rsync://[user@]host[:port]/module[/path]
+	SSH                    // [user@]host:/path, over a remote shell
+)
+
+// Target is one destination, as written by the operator.
+type Target struct {
+	Spec string // as given; used in results and spool entries
+	Kind Kind
+	Dest string // the rsync destination argument, ending in "/"
+}
+
+// ParseTarget classifies a target the way rsync reads its arguments.
+func ParseTarget(s string) (Target, error) {
+	t := Target{Spec: s}
+	switch {
+	case s == "":
+		return t, fmt.Errorf("empty target")
+	case strings.HasPrefix(s, "rsync://"):
+		rest := strings.TrimPrefix(s, "rsync://")
+		hostport, mod, _ := strings.Cut(rest, "/")
+		if hostport == "" || mod == "" {
+			return t, fmt.Errorf("target %q: want rsync://[user@]host[:port]/module[/path]", s)
+		}
+		t.Kind, t.Dest = Daemon, strings.TrimSuffix(s, "/")+"/"
+	case strings.Contains(s, "::"):
+		host, mod, _ := strings.Cut(s, "::")
+		if host == "" || mod == "" {
+			return t, fmt.Errorf("target %q: want [user@]host::module[/path]", s)
+		}
+		t.Kind, t.Dest = Daemon, strings.TrimSuffix(s, "/")+"/"
+	case isRemoteShell(s):
+		t.Kind, t.Dest = SSH, strings.TrimSuffix(s, "/")+"/"
+	default:
+		abs, err := filepath.Abs(s)
+		if err != nil {
+			return t, fmt.Errorf("target %q: %w", s, err)
+		}
+		t.Kind, t.Dest = Local, strings.TrimSuffix(abs, "/")+"/"
+	}
+	return t, nil
+}
+
+// isRemoteShell follows rsync's rule: a colon before any slash means host:path.
+func isRemoteShell(s string) bool {
+	colon := strings.IndexByte(s, ':')
+	slash := strings.IndexByte(s, '/')
+	return colon > 0 && (slash < 0 || colon < slash)
+}
+
+// Host returns the host part of a remote target ("" for local).
+func (t Target) Host() string {
+	s := t.Spec
+	switch t.Kind {
+	case Daemon:
+		if strings.HasPrefix(s, "rsync://") {
+			hp, _, _ := strings.Cut(strings.TrimPrefix(s, "rsync://"), "/")
+			_, hp, _ = cutLast(hp, "@")
+			if h, _, err := net.SplitHostPort(hp); err == nil {
+				return h
+			}
+			return hp
+		}
+		h, _, _ := strings.Cut(s, "::")
+		_, h, _ = cutLast(h, "@")
+		return h
+	case SSH:
+		h, _, _ := strings.Cut(s, ":")
+		_, h, _ = cutLast(h, "@")
+		return h
+	}
+	return ""
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return "", s, false
+}
+
+// Options are the operator's choices that shape every run.
+type Options struct {
+	Timeout      int      // --timeout seconds (I/O)
+	ConTimeout   int      // --contimeout seconds (daemon connect)
+	Port         int      // --port (daemon)
+	PasswordFile string   // --password-file (daemon)
+	Rsh          string   // -e for ssh targets, as the operator wrote it
+	Extra        []string // from --rsync-opts, already split
+	Delete       bool     // carry out deletions (sersync's <delete start="true">)
+	DryRun       bool
+}
+
+// Mode is how the path list reaches rsync.
+type Mode int
+
+// Modes.
+const (
+	// ModeList: --files-from with --delete-missing-args (rsync ≥ 3.1 receivers).
+	ModeList Mode = iota
+	// ModeFilter: a filter list on stdin, for receivers that reject
+	// --delete-missing-args deletions (rsync 3.4.3, Debian 12's 3.2.7
+	// security update; upstream #910) or refuse delete* options.
+	ModeFilter
+	// ModeFull: the whole root, with --delete.
+	ModeFull
+)
+
+// Args builds rsync's argv (without the program name) to bring target t in
+// line with the source directory src for one run. It never involves a
+// shell: each element is one argument.
+func Args(o Options, t Target, src string, mode Mode) []string {
+	a := []string{"-a", "-r"}
+	switch mode {
+	case ModeList:
+		if o.Delete {
+			// --delete removes what is gone inside directories listed
+			// recursively ("dir/"); --delete-missing-args removes listed
+			// paths that no longer exist; --force removes non-empty dirs.
+			a = append(a, "--delete", "--delete-missing-args", "--force")
+		} else {
+			a = append(a, "--ignore-missing-args")
+		}
+		a = append(a, "--from0", "--files-from=-")
+	case ModeFilter:
+		if o.Delete {
+			a = append(a, "--delete", "--force")
+		}
+		a = append(a, "--from0", "--filter=merge -")
+	case ModeFull:
+		if o.Delete {
+			a = append(a, "--delete", "--force")
+		}
+	}
+	// Without it, a same-size rewrite within the same second is skipped by
+	// rsync's quick check.
+	a = append(a, "--modify-window=-1")
+	if o.Timeout > 0 {
+		a = append(a, "--timeout="+strconv.Itoa(o.Timeout))
+	}
+	switch t.Kind {
+	case Daemon:
+		if o.ConTimeout > 0 {
+			a = append(a, "--contimeout="+strconv.Itoa(o.ConTimeout))
+		}
+		// Without TCP_NODELAY each daemon connection stalls ~130 ms on
+		// Nagle plus delayed ACK.
+		a = append(a, "--sockopts=TCP_NODELAY")
+		if o.Port > 0 {
+			a = append(a, "--port="+strconv.Itoa(o.Port))
+		}
+		if o.PasswordFile != "" {
+			a = append(a, "--password-file="+o.PasswordFile)
+		}
+	case SSH:
+		a = append(a, "-e", SSHCommand(o))
+	}
+	if o.DryRun {
+		a = append(a, "--dry-run")
+	}
+	a = append(a, "--stats")
+	a = append(a, o.Extra...)
+	return append(a, strings.TrimSuffix(src, "/")+"/", t.Dest)
+}
+
+// SSHCommand is the remote shell for ssh targets: batch mode (never a
+// password prompt), bounded connect time and dead-peer detection, then the
+// operator's own -e.
+func SSHCommand(o Options) string {
+	ct := o.ConTimeout
+	if ct <= 0 {
+		ct = 10
+	}
+	base := o.Rsh
+	if base == "" {
+		base = "ssh"
+	}
+	return fmt.Sprintf("%s -o BatchMode=yes -o ConnectTimeout=%d -o ServerAliveInterval=15 -o ServerAliveCountMax=3", base, ct)
+}
+
+// SplitOpts splits an operator-supplied option string (--rsync-opts) into
+// arguments with go-shellwords, and rejects shell syntax: Parse stops
+// silently at an unquoted ; | & < > and would drop the rest.
+func SplitOpts(s string) ([]string, error) {
+	p := shellwords.NewParser()
+	p.ParseEnv = false
+	p.ParseBacktick = false
+	args, err := p.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("--rsync-opts %q: %w", s, err)
+	}
+	if p.Position != -1 {
+		return nil, fmt.Errorf("--rsync-opts %q: shell syntax at byte %d is not allowed (no shell is run; quote it if it is part of an option)", s, p.Position+1)
+	}
+	for _, a := range args {
+		switch {
+		case a == "--files-from" || strings.HasPrefix(a, "--files-from="), a == "--from0", strings.HasPrefix(a, "--filter"), a == "-0":
+			return nil, fmt.Errorf("--rsync-opts: %q is set by rpush itself", a)
+		case a == "--daemon" || a == "--server" || a == "--sender":
+			return nil, fmt.Errorf("--rsync-opts: %q is not allowed", a)
+		}
+	}
+	return args, nil
+}
+
+// List is a normalized path list for one run.
+type List struct {
+	Paths   []string // relative, cleaned, sorted; "dir/" for recursive
+	Missing int      // paths no longer in the source (to be deleted)
+	Errors  []error  // entries rejected (absolute, escaping root, ...)
+}
+
+// Normalize checks and rewrites a batch's paths against the source root as
+// it is now:
+//   - each path is cleaned; absolute paths and paths leaving the root are
+//     rejected (reported in Errors, the rest goes on);
+//   - a path whose ancestor no longer exists (or is no longer a directory)
+//     is replaced by its topmost missing ancestor, so a deleted tree is
+//     deleted whole (otherwise rsync leaves empty dirs and exits 24);
+//   - entries under a recursive entry ("dir/") or under a missing one are
+//     dropped; the list is sorted.
+func Normalize(src string, b *event.Batch) List {
+	var l List
+	type ent struct {
+		rel string
+		rec bool
+	}
+	seen := map[string]bool{}
+	var ents []ent
+	add := func(p string, rec bool) {
+		if strings.HasPrefix(p, "/") {
+			l.Errors = append(l.Errors, fmt.Errorf("path %q is absolute", p))
+			return
+		}
+		rec = rec || strings.HasSuffix(p, "/")
+		c := path.Clean(p)
+		if c == ".." || strings.HasPrefix(c, "../") {
+			l.Errors = append(l.Errors, fmt.Errorf("path %q leaves the root", p))
+			return
+		}
+		if strings.ContainsRune(c, 0) {
+			l.Errors = append(l.Errors, fmt.Errorf("path %q contains a NUL byte", p))
+			return
+		}
+		key := c
+		if rec {
+			key += "/"
+		}
+		if !seen[key] {
+			seen[key] = true
+			ents = append(ents, ent{c, rec})
+		}
+	}
+	for _, p := range b.Sync {
+		add(p, false)
+	}
+	for _, p := range b.Delete {
+		add(p, false)
+	}
+	root := strings.TrimSuffix(src, "/")
+	gone := map[string]bool{} // memo of missing prefixes
+	for i := range ents {
+		e := &ents[i]
+		if e.rel == "." {
+			continue
+		}
+		// topmost missing ancestor (or e itself)
+		parts := strings.Split(e.rel, "/")
+		for j := 1; j <= len(parts); j++ {
+			pre := strings.Join(parts[:j], "/")
+			missing, ok := gone[pre]
+			if !ok {
+				var st syscall.Stat_t
+				err := syscall.Lstat(root+"/"+pre, &st)
+				missing = err != nil || (j < len(parts) && st.Mode&syscall.S_IFMT != syscall.S_IFDIR)
+				gone[pre] = missing
+			}
+			if missing {
+				if pre != e.rel {
+					e.rel, e.rec = pre, false
+				}
+				break
+			}
+		}
+	}
+	// Drop duplicates and entries under a recursive or missing entry.
+	sort.Slice(ents, func(i, j int) bool { return ents[i].rel < ents[j].rel })
+	covering := map[string]bool{}
+	var out []string
+	for _, e := range ents {
+		covered := false
+		for k := len(e.rel) - 1; k > 0; k-- {
+			if e.rel[k] == '/' && covering[e.rel[:k]] {
+				covered = true
+				break
+			}
+		}
+		if covered {
+			continue
+		}
+		s := e.rel
+		if e.rec || gone[e.rel] {
+			covering[e.rel] = true
+		}
+		if gone[e.rel] {
+			l.Missing++
+		} else if e.rec && e.rel != "." {
+			s += "/"
+		}
+		if len(out) > 0 && (out[len(out)-1] == s || out[len(out)-1] == s+"/") {
+			continue
+		}
+		out = append(out, s)
+	}
+	l.Paths = out
+	return l
+}
+
+// Stdin renders a list for --files-from=- --from0: NUL-separated, every
+// entry prefixed with "./" (rsync treats entries starting with "#" or ";"
+// as comments, even with --from0).
+func Stdin(paths []string) []byte {
+	var b []byte
+	for _, p := range paths {
+		if p == "." {
+			b = append(b, "./"...)
+		} else {
+			b = append(b, "./"...)
+			b = append(b, p...)
+		}
+		b = append(b, 0)
+	}
+	return b
+}
+
+// FilterRules renders a list as rsync filter rules for ModeFilter: every
+// ancestor directory included, each entry included (with its subtree for
+// a directory), everything else excluded, so --delete only touches listed
+// paths. Wildcard characters are escaped because a rule with a wildcard is
+// a pattern.
+func FilterRules(paths []string) []byte {
+	var b []byte
+	anc := map[string]bool{}
+	for _, p := range paths {
+		p = strings.TrimSuffix(p, "/")
+		if p == "." || p == "" {
+			return []byte("+ *\n")
+		}
+		parts := strings.Split(p, "/")
+		for j := 1; j < len(parts); j++ {
+			a := strings.Join(parts[:j], "/")
+			if !anc[a] {
+				anc[a] = true
+				b = append(b, "+ /"+escapeRule(a)+"/\n"...)
+			}
+		}
+		b = append(b, "+ /"+escapeRule(p)+"\n"...)
+		b = append(b, "+ /"+escapeRule(p)+"/***\n"...)
+	}
+	return append(b, "- *\n"...)
+}
+
+func escapeRule(s string) string {
+	if !strings.ContainsAny(s, `*?[\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Env is the environment for rsync: inherited RSYNC_* variables are
+// dropped (they would change what rsync does behind the operator's back),
+// except a password rpush was given on purpose.
+func Env(environ []string, password string) []string {
+	var out []string
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "RSYNC_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	if password != "" {
+		out = append(out, "RSYNC_PASSWORD="+password)
+	}
+	return out
+}
+
+// CheckPasswordFile refuses a password file that others can read or that
+// belongs to someone else, with rsync's own wording.
+func CheckPasswordFile(name string) error {
+	st, err := os.Stat(name)
+	if err != nil {
+		return fmt.Errorf("password file %s: %w", name, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("password file %s must not be other-accessible (mode %04o; chmod 600 it)", name, st.Mode().Perm())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("password file %s must be owned by the user running rpush (uid %d), not uid %d", name, os.Geteuid(), sys.Uid)
+	}
+	return nil
+}

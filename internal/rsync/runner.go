@@ -1,0 +1,81 @@
+package rsync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Run is one rsync invocation.
+type Run struct {
+	Binary string
+	Args   []string
+	Env    []string
+	Stdin  []byte
+}
+
+// Outcome is what a run did.
+type Outcome struct {
+	Exit    int // ExitNotRun when it could not start
+	Stderr  string
+	Bytes   int64
+	Elapsed time.Duration
+	Err     error // start failure
+}
+
+// Runner executes rsync runs. ExecRunner is the real one; tests use a fake
+// made of func fields.
+type Runner interface {
+	Run(ctx context.Context, r Run) Outcome
+}
+
+// ExecRunner runs the real rsync in its own process group. When ctx is
+// done the group gets SIGTERM; WaitDelay later it is killed.
+type ExecRunner struct {
+	WaitDelay time.Duration
+}
+
+var bytesSent = regexp.MustCompile(`(?m)^Total bytes sent: ([0-9,.]+)`)
+
+// Run starts rsync and waits for it.
+func (e ExecRunner) Run(ctx context.Context, r Run) Outcome {
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, r.Binary, r.Args...)
+	cmd.Env = r.Env
+	cmd.Stdin = bytes.NewReader(r.Stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// the whole group: rsync forks a receiver/ssh of its own
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = e.WaitDelay
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = 10 * time.Second
+	}
+	err := cmd.Run()
+	o := Outcome{Stderr: strings.TrimSpace(errb.String()), Elapsed: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		o.Exit = ee.ExitCode()
+		if o.Exit < 0 { // killed by a signal
+			o.Exit = ExitSignal
+		}
+	default:
+		o.Exit, o.Err = ExitNotRun, err
+	}
+	if m := bytesSent.FindSubmatch(out.Bytes()); m != nil {
+		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(string(m[1])), 10, 64)
+		o.Bytes = n
+	}
+	return o
+}
