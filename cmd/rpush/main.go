@@ -1,0 +1,18 @@
+// Command rpush runs rsync for each batch (or event) it reads, to one or
+// more targets in parallel; what fails goes to a durable spool that
+// failreplay replays. See man/rpush.1.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/inopipe/inopipe/internal/base"
+)
+
+func main() {
+	ctx, stop := base.SignalContext(context.Background())
+	code := base.Run(ctx, newApp(), os.Args, exitUsage)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,90 @@
+package push
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/rsync"
+	"github.com/inopipe/inopipe/internal/spool"
+)
+
+// Flags are the rsync options rpush and failreplay share, so that a replay
+// runs exactly as the first attempt did.
+func Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "spool", Value: spool.DefaultDir(), Usage: "keep undelivered batches in `DIR` (mode 0700)"},
+		&cli.StringFlag{Name: "rsync-opts", Usage: "extra rsync options, e.g. '-z --bwlimit=5000' (`STRING` split like a shell would, never run by one)"},
+		&cli.StringFlag{Name: "rsync", Value: "rsync", Usage: "the rsync binary (`PATH`)"},
+		&cli.StringFlag{Name: "password-file", Usage: "daemon password from `FILE` (mode 0600, owned by you); RSYNC_PASSWORD works too"},
+		&cli.IntFlag{Name: "timeout", Value: 60, Usage: "rsync I/O timeout in `SECONDS` (0: none)"},
+		&cli.IntFlag{Name: "contimeout", Value: 10, Usage: "daemon connect timeout in `SECONDS` (also ssh's ConnectTimeout)"},
+		&cli.IntFlag{Name: "port", Usage: "daemon `PORT` for host::module targets"},
+		&cli.StringFlag{Name: "rsh", Aliases: []string{"e"}, Usage: "remote shell `COMMAND` for host:/path targets (BatchMode and timeouts are added)"},
+		&cli.BoolFlag{Name: "delete", Value: true, Usage: "carry out deletions on targets (--delete=false: never delete, as sersync's <delete start=\"false\">)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "pass --dry-run to rsync"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, Usage: "split a large batch over `N` concurrent rsync processes per target"},
+		&cli.IntFlag{Name: "retries", Value: 3, Usage: "retry transient failures (daemon down, timeouts) `N` times before spooling"},
+		&cli.DurationFlag{Name: "backoff", Value: time.Second, Usage: "first retry delay; doubles each time, with jitter"},
+		&cli.IntFlag{Name: "max-delete", Usage: "spool instead of running a batch that deletes more than `N` paths (0: no limit)"},
+	}
+}
+
+// FromFlags builds the Pusher, the targets and the spool from a command
+// line. usage is the tool's usage exit code.
+func FromFlags(c *cli.Context, targetArgs []string) (*Pusher, []rsync.Target, *spool.Spool, error) {
+	var targets []rsync.Target
+	daemon := false
+	for _, a := range targetArgs {
+		t, err := rsync.ParseTarget(a)
+		if err != nil {
+			return nil, nil, nil, base.Usagef("%v", err)
+		}
+		daemon = daemon || t.Kind == rsync.Daemon
+		targets = append(targets, t)
+	}
+	extra, err := rsync.SplitOpts(c.String("rsync-opts"))
+	if err != nil {
+		return nil, nil, nil, base.Usagef("%v", err)
+	}
+	if len(targets) > 0 && !daemon {
+		for _, f := range []string{"password-file", "port"} {
+			if c.IsSet(f) {
+				return nil, nil, nil, base.Usagef("--%s applies to rsync daemon targets (host::module), and none is given", f)
+			}
+		}
+	}
+	opts := rsync.Options{
+		Timeout: c.Int("timeout"), ConTimeout: c.Int("contimeout"), Port: c.Int("port"),
+		PasswordFile: c.String("password-file"), Rsh: c.String("rsh"), Extra: extra,
+		Delete: c.Bool("delete"), DryRun: c.Bool("dry-run"),
+	}
+	if opts.PasswordFile != "" {
+		if err := rsync.CheckPasswordFile(opts.PasswordFile); err != nil {
+			return nil, nil, nil, base.Errorf(1, "%v", err)
+		}
+	}
+	bin := c.String("rsync")
+	if _, err := exec.LookPath(bin); err != nil {
+		return nil, nil, nil, (&base.Error{Code: 1, Err: fmt.Errorf("rsync binary %q: %v", bin, err)}).
+			WithHint("install rsync (apt-get install rsync) or give --rsync PATH")
+	}
+	if c.Int("jobs") < 1 {
+		return nil, nil, nil, base.Usagef("--jobs must be at least 1")
+	}
+	sp, err := spool.Open(c.String("spool"))
+	if err != nil {
+		return nil, nil, nil, base.Errorf(1, "%v", err)
+	}
+	p := &Pusher{
+		Binary: bin, Opts: opts, Runner: rsync.ExecRunner{},
+		Env:     rsync.Env(os.Environ(), os.Getenv("RSYNC_PASSWORD")),
+		Retries: c.Int("retries"), Backoff: c.Duration("backoff"),
+		Jobs: c.Int("jobs"), SplitMin: 64, MaxDelete: c.Int("max-delete"),
+	}
+	return p, targets, sp, nil
+}
