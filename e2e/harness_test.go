@@ -1,0 +1,330 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	if _, err := exec.LookPath("rsync"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: rsync not installed (make test installs it)")
+		os.Exit(1)
+	}
+	dir, err := clitest.Build("inowait", "evfilter", "evbatch", "rpush", "failreplay")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+// daemon is an rsync --daemon on 127.0.0.1 with one auth module, "data".
+type daemon struct {
+	dir, module, conf, secrets string
+	passFile                   string
+	port                       int
+	cmd                        *exec.Cmd
+	log                        string
+}
+
+const (
+	user     = "inopipe"
+	password = "s3cret-pass"
+)
+
+func newDaemon(t *testing.T) *daemon {
+	t.Helper()
+	base := t.TempDir()
+	d := &daemon{dir: base, module: filepath.Join(base, "module")}
+	must(t, os.Mkdir(d.module, 0o755))
+	d.secrets = filepath.Join(base, "secrets")
+	must(t, os.WriteFile(d.secrets, []byte(user+":"+password+"\n"), 0o600))
+	d.passFile = filepath.Join(base, "client.pass")
+	must(t, os.WriteFile(d.passFile, []byte(password+"\n"), 0o600))
+	d.log = filepath.Join(base, "rsyncd.log")
+	d.port = freePort(t)
+	d.conf = filepath.Join(base, "rsyncd.conf")
+	conf := fmt.Sprintf(`pid file = %s/rsyncd.pid
+log file = %s
+address = 127.0.0.1
+port = %d
+use chroot = no
+munge symlinks = no
+[data]
+    path = %s
+    read only = no
+    auth users = %s
+    secrets file = %s
+    uid = %d
+    gid = %d
+`, base, d.log, d.port, d.module, user, d.secrets, os.Getuid(), os.Getgid())
+	must(t, os.WriteFile(d.conf, []byte(conf), 0o644))
+	d.start(t)
+	t.Cleanup(func() { d.stop() })
+	return d
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (d *daemon) start(t *testing.T) {
+	t.Helper()
+	d.cmd = exec.Command("rsync", "--daemon", "--no-detach", "--config="+d.conf)
+	d.cmd.Stderr = os.Stderr
+	must(t, d.cmd.Start())
+	clitest.Eventually(t, "rsync daemon listening", func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", d.port), 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+func (d *daemon) stop() {
+	if d.cmd != nil && d.cmd.Process != nil {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.cmd.Wait()
+		d.cmd = nil
+	}
+}
+
+func (d *daemon) target() string {
+	return fmt.Sprintf("rsync://%s@127.0.0.1:%d/data/", user, d.port)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pipeline is several processes joined by pipes (no shell in between).
+type pipeline struct {
+	cmds   []*exec.Cmd
+	stderr []*bytes.Buffer
+	out    *lockedBuf
+	done   chan struct{}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startPipeline(t *testing.T, env []string, stages ...[]string) *pipeline {
+	t.Helper()
+	p := &pipeline{out: &lockedBuf{}, done: make(chan struct{})}
+	var prev io.Reader
+	for i, argv := range stages {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		var eb bytes.Buffer
+		cmd.Stderr = &syncWriter{w: &eb}
+		p.stderr = append(p.stderr, &eb)
+		if prev != nil {
+			cmd.Stdin = prev
+		}
+		if i == len(stages)-1 {
+			cmd.Stdout = p.out
+		} else {
+			r, err := cmd.StdoutPipe()
+			must(t, err)
+			prev = r
+		}
+		p.cmds = append(p.cmds, cmd)
+	}
+	for _, c := range p.cmds {
+		must(t, c.Start())
+	}
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// stop sends SIGTERM to the first stage; the rest drain and exit on EOF.
+func (p *pipeline) stop(t *testing.T) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	close(p.done)
+	if len(p.cmds) == 0 {
+		return
+	}
+	p.cmds[0].Process.Signal(syscall.SIGTERM)
+	finished := make(chan struct{})
+	go func() {
+		for _, c := range p.cmds {
+			c.Wait()
+		}
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(clitest.Timeout()):
+		for _, c := range p.cmds {
+			c.Process.Kill()
+		}
+		t.Errorf("pipeline did not stop after SIGTERM")
+	}
+}
+
+// tree describes a directory: per relative path, type, mode, size, mtime,
+// symlink target and content hash.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			return err
+		}
+		desc := fmt.Sprintf("mode=%o", st.Mode)
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFREG:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" size=%d mtime=%d sha=%x", st.Size, st.Mtim.Sec, sha256.Sum256(b))
+		case syscall.S_IFLNK:
+			l, _ := os.Readlink(p)
+			desc += " -> " + l
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		return map[string]string{"<walk error>": err.Error()}
+	}
+	return out
+}
+
+func diffTrees(a, b map[string]string) string {
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var d []string
+	for _, k := range keys {
+		if a[k] != b[k] {
+			d = append(d, fmt.Sprintf("%q: source %q target %q", k, a[k], b[k]))
+		}
+		if len(d) > 20 {
+			break
+		}
+	}
+	return strings.Join(d, "\n")
+}
+
+// converge waits until every target equals src.
+func converge(t *testing.T, src string, targets ...string) {
+	t.Helper()
+	deadline := time.Now().Add(clitest.Timeout())
+	for {
+		want := tree(t, src)
+		diff := ""
+		for _, tg := range targets {
+			if d := diffTrees(want, tree(t, tg)); d != "" {
+				diff = tg + ":\n" + d
+				break
+			}
+		}
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("targets did not converge:\n%s", diff)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func runCmd(t *testing.T, env []string, stdin string, name string, args ...string) clitest.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clitest.Timeout())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return clitest.Result{Code: code, Stdout: o.String(), Stderr: e.String()}
+}
