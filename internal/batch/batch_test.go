@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"sync"
 	"fmt"
 	"reflect"
 	"strings"
@@ -198,27 +199,38 @@ func TestLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		co := New(Config{Window: 500 * time.Millisecond, MaxDelay: 5 * time.Second})
 		in := make(chan []event.Event)
+		var mu sync.Mutex
 		var got []event.Batch
+		snapshot := func() []event.Batch {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]event.Batch(nil), got...)
+		}
 		done := make(chan error)
 		go func() {
-			done <- Loop(context.Background(), co, in, func(b *event.Batch) error { got = append(got, *b); return nil })
+			done <- Loop(context.Background(), co, in, func(b *event.Batch) error {
+				mu.Lock()
+				defer mu.Unlock()
+				got = append(got, *b)
+				return nil
+			})
 		}()
 		start := time.Now()
 		in <- []event.Event{e("create", "f"), e("close_write", "f")}
 		time.Sleep(400 * time.Millisecond)
 		synctest.Wait()
-		if len(got) != 0 {
+		if len(snapshot()) != 0 {
 			t.Fatal("emitted inside the quiet period")
 		}
 		in <- []event.Event{e("modify", "g")} // restarts the quiet period
 		time.Sleep(499 * time.Millisecond)
 		synctest.Wait()
-		if len(got) != 0 {
+		if len(snapshot()) != 0 {
 			t.Fatal("emitted before the quiet period after the last event")
 		}
 		time.Sleep(2 * time.Millisecond)
 		synctest.Wait()
-		if len(got) != 1 || !reflect.DeepEqual(got[0].Sync, []string{"f", "g"}) {
+		if got := snapshot(); len(got) != 1 || !reflect.DeepEqual(got[0].Sync, []string{"f", "g"}) {
 			t.Fatalf("after quiet period: %+v", got)
 		}
 		if el := time.Since(start); el < 900*time.Millisecond {
@@ -229,7 +241,7 @@ func TestLoop(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 2 || got[1].Sync[0] != "h" {
+		if got := snapshot(); len(got) != 2 || got[1].Sync[0] != "h" {
 			t.Fatalf("EOF flush: %+v", got)
 		}
 	})

@@ -329,13 +329,14 @@ func Normalize(src string, b *event.Batch) List {
 		if e.rec || gone[e.rel] {
 			covering[e.rel] = true
 		}
-		if gone[e.rel] {
-			l.Missing++
-		} else if e.rec && e.rel != "." {
+		if !gone[e.rel] && e.rec && e.rel != "." {
 			s += "/"
 		}
 		if len(out) > 0 && (out[len(out)-1] == s || out[len(out)-1] == s+"/") {
 			continue
+		}
+		if gone[e.rel] {
+			l.Missing++
 		}
 		out = append(out, s)
 	}

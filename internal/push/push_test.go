@@ -1,0 +1,143 @@
+package push
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/rsync"
+)
+
+// fakeRunner is a Runner made of a func field, as litestream does.
+type fakeRunner struct {
+	mu   sync.Mutex
+	runs []rsync.Run
+	fn   func(n int, r rsync.Run) rsync.Outcome
+}
+
+var _ rsync.Runner = (*fakeRunner)(nil)
+
+func (f *fakeRunner) Run(_ context.Context, r rsync.Run) rsync.Outcome {
+	f.mu.Lock()
+	f.runs = append(f.runs, r)
+	n := len(f.runs)
+	f.mu.Unlock()
+	return f.fn(n, r)
+}
+
+func setup(t *testing.T, fn func(int, rsync.Run) rsync.Outcome) (*Pusher, *fakeRunner, string) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	f := &fakeRunner{fn: fn}
+	p := &Pusher{Binary: "rsync", Opts: rsync.Options{Delete: true}, Runner: f, Retries: 2, Backoff: time.Millisecond,
+		Sleep: func(context.Context, time.Duration) error { return nil }}
+	return p, f, src + "/"
+}
+
+func TestRetryThenSpool(t *testing.T) {
+	p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{Exit: 10, Stderr: "connection refused"} })
+	tg, _ := rsync.ParseTarget("h::m")
+	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"f"}})
+	if r.OK || r.Class != rsync.Retry || r.Attempts != 3 || len(f.runs) != 3 || !strings.Contains(r.Err, "connection refused") {
+		t.Fatalf("%+v after %d runs", r, len(f.runs))
+	}
+}
+
+func TestAuthNotRetried(t *testing.T) {
+	p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{Exit: 5, Stderr: "@ERROR: auth failed on module m"} })
+	tg, _ := rsync.ParseTarget("h::m")
+	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"f"}})
+	if r.OK || r.Class != rsync.Spool || len(f.runs) != 1 {
+		t.Fatalf("%+v after %d runs", r, len(f.runs))
+	}
+}
+
+func TestFilterModeSwitch(t *testing.T) {
+	p, f, src := setup(t, func(n int, r rsync.Run) rsync.Outcome {
+		if n == 1 {
+			return rsync.Outcome{Exit: 2, Stderr: "invalid file mode 00"}
+		}
+		return rsync.Outcome{}
+	})
+	tg, _ := rsync.ParseTarget("h::m")
+	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"f"}, Delete: []string{"gone"}})
+	if !r.OK || len(f.runs) != 2 || !contains(f.runs[1].Args, "--filter=merge -") || !strings.Contains(string(f.runs[1].Stdin), "+ /gone\n") {
+		t.Fatalf("%+v runs %+v", r, f.runs)
+	}
+	// the target stays in filter mode
+	p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"f"}})
+	if !contains(f.runs[2].Args, "--filter=merge -") {
+		t.Fatalf("third run not in filter mode: %q", f.runs[2].Args)
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSafetyChecks(t *testing.T) {
+	p, f, _ := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{} })
+	tg, _ := rsync.ParseTarget("/tmp/x")
+	r := p.Push(context.Background(), tg, &event.Batch{Root: "/nonexistent/root/", Sync: []string{"a"}, Delete: []string{"b"}})
+	if r.OK || r.Class != rsync.Dangerous || len(f.runs) != 0 {
+		t.Fatalf("missing root: %+v", r)
+	}
+	empty := t.TempDir() + "/"
+	r = p.Push(context.Background(), tg, &event.Batch{Root: empty, Full: true})
+	if r.OK || r.Class != rsync.Dangerous || !strings.Contains(r.Err, "empty") {
+		t.Fatalf("empty root full sync: %+v", r)
+	}
+	p.MaxDelete = 1
+	_, _, src := setup(t, nil)
+	r = p.Push(context.Background(), tg, &event.Batch{Root: src, Delete: []string{"a", "b"}})
+	if r.OK || !strings.Contains(r.Err, "--max-delete") {
+		t.Fatalf("max-delete: %+v", r)
+	}
+}
+
+func TestJobsSplit(t *testing.T) {
+	p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{Bytes: 10} })
+	p.Jobs, p.SplitMin = 4, 2
+	var paths []string
+	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		os.WriteFile(filepath.Join(src, n), nil, 0o644)
+		paths = append(paths, n)
+	}
+	tg, _ := rsync.ParseTarget("/tmp/x")
+	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: paths})
+	if !r.OK || len(f.runs) != 4 || r.Bytes != 40 || r.Paths != 8 {
+		t.Fatalf("%+v runs %d", r, len(f.runs))
+	}
+}
+
+func TestFromEvent(t *testing.T) {
+	cases := []struct {
+		ev   event.Event
+		sync []string
+		del  []string
+		full bool
+		ok   bool
+	}{
+		{event.Event{Root: "/d/", Watch: "/d/", Name: "x", Path: "/d/x", Op: event.CloseWrite}, []string{"x"}, []string{}, false, true},
+		{event.Event{Root: "/d/", Watch: "/d/", Name: "x", Path: "/d/x", Op: event.Create | event.IsDir}, []string{"x/"}, []string{}, false, true},
+		{event.Event{Root: "/d/", Watch: "/d/", Name: "x", Path: "/d/x", Op: event.MovedFrom}, []string{}, []string{"x"}, false, true},
+		{event.Event{Root: "/d/", Watch: "/d/", Name: "x", Path: "/d/x", Op: event.Open}, nil, nil, false, false},
+		{event.Event{Root: "/d/", Watch: "/d/", Path: "/d/", Op: event.Resync}, []string{}, []string{}, true, true},
+	}
+	for _, c := range cases {
+		b, ok := FromEvent(&c.ev, 1)
+		if ok != c.ok || (ok && (b.Full != c.full || strings.Join(b.Sync, ",") != strings.Join(c.sync, ",") || strings.Join(b.Delete, ",") != strings.Join(c.del, ","))) {
+			t.Errorf("%v: %+v %v", c.ev.Op, b, ok)
+		}
+	}
+}

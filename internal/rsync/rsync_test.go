@@ -1,0 +1,166 @@
+package rsync
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/inopipe/inopipe/internal/event"
+)
+
+func TestParseTarget(t *testing.T) {
+	cases := []struct {
+		in   string
+		kind Kind
+		dest string
+		host string
+	}{
+		{"backup::data", Daemon, "backup::data/", "backup"},
+		{"u@10.0.0.2::data/sub", Daemon, "u@10.0.0.2::data/sub/", "10.0.0.2"},
+		{"rsync://u@127.0.0.1:8730/data", Daemon, "rsync://u@127.0.0.1:8730/data/", "127.0.0.1"},
+		{"web1:/srv/www", SSH, "web1:/srv/www/", "web1"},
+		{"root@web1:/srv/www/", SSH, "root@web1:/srv/www/", "web1"},
+		{"/mnt/copy", Local, "/mnt/copy/", ""},
+		{"./rel/dir:x", Local, "", ""},
+	}
+	for _, c := range cases {
+		tg, err := ParseTarget(c.in)
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		if tg.Kind != c.kind || (c.dest != "" && tg.Dest != c.dest) || tg.Host() != c.host {
+			t.Errorf("%s: got %+v host %q", c.in, tg, tg.Host())
+		}
+	}
+	for _, bad := range []string{"", "::mod", "host::", "rsync://host"} {
+		if _, err := ParseTarget(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestArgs(t *testing.T) {
+	o := Options{Timeout: 60, ConTimeout: 10, PasswordFile: "/etc/p", Delete: true, Extra: []string{"-z"}}
+	d, _ := ParseTarget("u@h::m")
+	got := Args(o, d, "/data/", ModeList)
+	want := []string{"-a", "-r", "--delete", "--delete-missing-args", "--force", "--from0", "--files-from=-",
+		"--modify-window=-1", "--timeout=60", "--contimeout=10", "--sockopts=TCP_NODELAY", "--password-file=/etc/p", "--stats", "-z", "/data/", "u@h::m/"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("daemon list:\n got %q\nwant %q", got, want)
+	}
+	l, _ := ParseTarget("/mnt/x")
+	got = Args(Options{Delete: true}, l, "/data", ModeFull)
+	want = []string{"-a", "-r", "--delete", "--force", "--modify-window=-1", "--stats", "/data/", "/mnt/x/"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("local full:\n got %q\nwant %q", got, want)
+	}
+	s, _ := ParseTarget("h:/p")
+	got = Args(Options{Delete: false, Rsh: "ssh -p 2222"}, s, "/data/", ModeList)
+	if !contains(got, "--ignore-missing-args") || contains(got, "--delete") || !contains(got, "-e") ||
+		!strings.Contains(got[indexOf(got, "-e")+1], "ssh -p 2222 -o BatchMode=yes -o ConnectTimeout=10") {
+		t.Errorf("ssh no-delete: %q", got)
+	}
+	got = Args(Options{Delete: true}, l, "/data/", ModeFilter)
+	if !contains(got, "--filter=merge -") || contains(got, "--files-from=-") {
+		t.Errorf("filter mode: %q", got)
+	}
+}
+
+func contains(ss []string, s string) bool { return indexOf(ss, s) >= 0 }
+func indexOf(ss []string, s string) int {
+	for i, x := range ss {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestStdinAndFilter(t *testing.T) {
+	if got := string(Stdin([]string{"#a", ";b", "-c", "d/", "."})); got != "./#a\x00./;b\x00./-c\x00./d/\x00./\x00" {
+		t.Errorf("Stdin = %q", got)
+	}
+	got := string(FilterRules([]string{"a/b*c", "x/"}))
+	want := "+ /a/\n+ /a/b\\*c\n+ /a/b\\*c/***\n+ /x\n+ /x/***\n- *\n"
+	if got != want {
+		t.Errorf("FilterRules = %q, want %q", got, want)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		code   int
+		stderr string
+		want   Class
+	}{
+		{0, "", Done}, {24, "", Done}, {10, "", Retry}, {12, "", Retry}, {30, "", Retry}, {35, "", Retry}, {255, "", Retry},
+		{5, "@ERROR: max connections (2) reached -- try again later", Retry},
+		{5, "@ERROR: auth failed on module data", Spool}, {5, "@ERROR: Unknown module 'x'", Spool},
+		{2, "rsync: [receiver] invalid file mode 00 for ./x", FilterMode}, {2, "protocol version mismatch", Spool},
+		{1, "", Spool}, {4, "", Spool}, {11, "", Spool}, {23, "", Spool}, {3, "", Dangerous}, {ExitNotRun, "", Config}, {99, "", Spool},
+	}
+	for _, c := range cases {
+		if got := Classify(c.code, c.stderr); got != c.want {
+			t.Errorf("Classify(%d, %q) = %v, want %v", c.code, c.stderr, got, c.want)
+		}
+	}
+}
+
+func TestSplitOpts(t *testing.T) {
+	got, err := SplitOpts(`-z --bwlimit=5000 --exclude='a b'`)
+	if err != nil || !reflect.DeepEqual(got, []string{"-z", "--bwlimit=5000", "--exclude=a b"}) {
+		t.Errorf("got %q %v", got, err)
+	}
+	for _, bad := range []string{"-a ; rm -rf /", "-a | cat", "-a > /tmp/x", "-a && x", "--files-from=/etc/x", "$(id)"} {
+		if args, err := SplitOpts(bad); err == nil && strings.Contains(strings.Join(args, " "), "rm") {
+			t.Errorf("%q accepted: %q", bad, args)
+		} else if err == nil && bad != "$(id)" {
+			t.Errorf("%q accepted: %q", bad, args)
+		}
+	}
+	// $(id) is not expanded (no backticks/env parsing): it stays a literal word
+	if got, err := SplitOpts("$(id)"); err == nil && !reflect.DeepEqual(got, []string{"$(id)"}) {
+		t.Errorf("$(id) became %q", got)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	src := t.TempDir()
+	for _, d := range []string{"keep/sub", "tree/deep"} {
+		os.MkdirAll(filepath.Join(src, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(src, "keep/f"), nil, 0o644)
+	os.WriteFile(filepath.Join(src, "notdir"), nil, 0o644)
+	b := &event.Batch{Root: src + "/",
+		Sync:   []string{"keep/f", "keep/sub/", "keep/sub/x", "gone/a/b", "gone/c", "./keep//f", "notdir/child", "tree/deep/"},
+		Delete: []string{"/etc/passwd", "../escape", "a/../../b", "tree/deep/old"},
+	}
+	l := Normalize(src+"/", b)
+	want := []string{"gone", "keep/f", "keep/sub/", "notdir", "tree/deep/"}
+	if !reflect.DeepEqual(l.Paths, want) {
+		t.Errorf("Paths = %q, want %q", l.Paths, want)
+	}
+	if l.Missing != 2 || len(l.Errors) != 3 {
+		t.Errorf("Missing %d Errors %v", l.Missing, l.Errors)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	got := Env([]string{"PATH=/bin", "RSYNC_RSH=evil", "RSYNC_PASSWORD=old", "HOME=/root"}, "new")
+	if !reflect.DeepEqual(got, []string{"PATH=/bin", "HOME=/root", "RSYNC_PASSWORD=new"}) {
+		t.Errorf("Env = %q", got)
+	}
+}
+
+func ExampleArgs() {
+	t, _ := ParseTarget("backup::data")
+	fmt.Println(strings.Join(Args(Options{Timeout: 60, ConTimeout: 10, Delete: true}, t, "/srv/data/", ModeList), " "))
+	fmt.Printf("%q\n", Stdin([]string{"#notes", "www/"}))
+	// Output:
+	// -a -r --delete --delete-missing-args --force --from0 --files-from=- --modify-window=-1 --timeout=60 --contimeout=10 --sockopts=TCP_NODELAY --stats /srv/data/ backup::data/
+	// "./#notes\x00./www/\x00"
+}
