@@ -49,6 +49,7 @@ fuzz:
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/inowait.sh
+	@echo "bench: results go in bench/RESULTS.md (RESULTS=1 bench/inowait.sh appends)"
 
 install: build
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7

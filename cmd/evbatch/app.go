@@ -127,6 +127,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 func read(ctx context.Context, cfg *Config, stdin io.Reader, in chan<- []event.Event, log *base.Log) error {
 	d := event.NewDecoder(stdin)
 	var rec event.Record
+	var um event.Unmarshaler
 	chunk := make([]event.Event, 0, 256)
 	send := func() bool {
 		if len(chunk) == 0 {
@@ -155,7 +156,7 @@ func read(ctx context.Context, cfg *Config, stdin io.Reader, in chan<- []event.E
 			send()
 			return base.Errorf(exitError, "read: %v", err)
 		}
-		if err := event.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
+		if err := um.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
 			if err == nil {
 				err = errors.New("not an event record")
 			}

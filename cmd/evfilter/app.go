@@ -151,6 +151,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		}
 	}()
 	var rec event.Record
+	um := event.Unmarshaler{SkipTime: true} // lines pass through unchanged
 	for {
 		if in.Buffered() == 0 {
 			if err := out.Flush(); err != nil {
@@ -168,7 +169,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 			return base.Errorf(exitError, "read: %v", err)
 		}
 		nin++
-		if err := event.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
+		if err := um.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
 			bad++
 			if err == nil {
 				err = errors.New("not an event record")

@@ -283,6 +283,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 func read(ctx context.Context, cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.Log) error {
 	d := event.NewDecoder(stdin)
 	var rec event.Record
+	var um event.Unmarshaler
 	var seq uint64
 	for ctx.Err() == nil {
 		line, err := d.ReadLine()
@@ -292,7 +293,7 @@ func read(ctx context.Context, cfg *Config, stdin io.Reader, dispatch func(*even
 		if err != nil {
 			return base.Errorf(exitError, "read: %v", err)
 		}
-		if err := event.Unmarshal(line, &rec); err != nil {
+		if err := um.Unmarshal(line, &rec); err != nil {
 			log.Errorf("line %d: %v", d.Line(), err)
 			if cfg.Strict {
 				return base.Exit(exitUsage)

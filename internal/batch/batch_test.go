@@ -2,10 +2,10 @@ package batch
 
 import (
 	"context"
-	"sync"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"

@@ -27,6 +27,7 @@ type Decoder struct {
 	r    *bufio.Reader
 	line int
 	buf  []byte
+	u    Unmarshaler
 }
 
 // NewDecoder returns a Decoder reading from r.
@@ -73,7 +74,7 @@ func (d *Decoder) Next(rec *Record) error {
 	if err != nil {
 		return err
 	}
-	if err := Unmarshal(line, rec); err != nil {
+	if err := d.u.Unmarshal(line, rec); err != nil {
 		return &LineError{Line: d.line, Err: err}
 	}
 	return nil
@@ -88,6 +89,22 @@ var (
 // "target" is a result, one whose "events" is an array is an event, one
 // with "seq", "sync", "delete" or "full" is a batch.
 func Unmarshal(line []byte, rec *Record) error {
+	var u Unmarshaler
+	return u.Unmarshal(line, rec)
+}
+
+// Unmarshaler decodes lines like Unmarshal, reusing the strings of the
+// last root and watch it saw: in a stream they repeat from line to line,
+// and not allocating them again is most of a filter's decoding cost.
+type Unmarshaler struct {
+	root, watch string
+	// SkipTime leaves Event.Time zero instead of parsing "time" (for
+	// stages that pass lines through unchanged and never look at it).
+	SkipTime bool
+}
+
+// Unmarshal decodes one line into rec (see the package function).
+func (u *Unmarshaler) Unmarshal(line []byte, rec *Record) error {
 	*rec = Record{}
 	p := parser{b: line}
 	var (
@@ -121,12 +138,16 @@ func Unmarshal(line []byte, rec *Record) error {
 		p.ws()
 		switch key {
 		case "time":
-			ev.Time, err = p.time()
+			if u.SkipTime {
+				err = p.skip(0)
+			} else {
+				ev.Time, err = p.time()
+			}
 		case "root":
-			ev.Root, err = p.str()
+			ev.Root, err = p.strCached(&u.root)
 			bt.Root, rs.Root = ev.Root, ev.Root
 		case "watch":
-			ev.Watch, err = p.str()
+			ev.Watch, err = p.strCached(&u.watch)
 		case "name":
 			ev.Name, err = p.str()
 		case "path":
@@ -357,6 +378,22 @@ func (p *parser) str() (string, error) {
 		}
 	}
 	return "", p.errf("unterminated string")
+}
+
+// strCached is str, returning *cache when the string is the same.
+func (p *parser) strCached(cache *string) (string, error) {
+	if p.i < len(p.b) && p.b[p.i] == '"' {
+		end := p.i + 1 + len(*cache)
+		if end < len(p.b) && p.b[end] == '"' && string(p.b[p.i+1:end]) == *cache && bytes.IndexByte(p.b[p.i+1:end], '\\') < 0 {
+			p.i = end + 1
+			return *cache, nil
+		}
+	}
+	s, err := p.str()
+	if err == nil {
+		*cache = s
+	}
+	return s, err
 }
 
 func (p *parser) hex4() (rune, error) {

@@ -80,3 +80,36 @@ func TestReadPatterns(t *testing.T) {
 		t.Fatalf("bad pattern: %v", err)
 	}
 }
+
+// TestIsTempMatchesPatterns: the hand-coded matcher agrees with the
+// documented regular expressions (plus the mixed-case rule) on a corpus.
+func TestIsTempMatchesPatterns(t *testing.T) {
+	var res []*regexp.Regexp
+	for _, p := range TempPatterns {
+		res = append(res, regexp.MustCompile(p))
+	}
+	sed := regexp.MustCompile(`^sed([A-Za-z0-9]{6})$`)
+	rs := regexp.MustCompile(`^\..+\.([A-Za-z0-9]{6})$`)
+	ref := func(n string) bool {
+		if m := sed.FindStringSubmatch(n); m != nil {
+			return mixed(m[1])
+		}
+		if m := rs.FindStringSubmatch(n); m != nil && mixed(m[1]) {
+			return true
+		}
+		for _, re := range res[:len(res)-2] {
+			if re.MatchString(n) {
+				return true
+			}
+		}
+		return false
+	}
+	corpus := []string{"", ".", "..", "~", "#", "##", "#a#", ".#", ".#x", "4913", "49130", "a~", ".a.swp", ".swp", "..swp", ".a.swq", ".a.swx",
+		".a.swa", "sedABC123", "sedabcdef", "sed", "sedABC12", ".a.Ab12Cd", ".a.abcdef", "..Ab12Cd", ".~lock.x#", ".~lock.#", ".goutputstream-AB12CD",
+		".goutputstream-AB12C", ".htaccess", "index.html", ".config.backup", "a.b.c", "x.Ab12Cd", ".x.y.Ab12Cd", "日本語~", ".日.AB12cd"}
+	for _, n := range corpus {
+		if IsTemp(n) != ref(n) {
+			t.Errorf("IsTemp(%q) = %v, patterns say %v", n, IsTemp(n), ref(n))
+		}
+	}
+}

@@ -49,7 +49,9 @@ func TestRetryThenSpool(t *testing.T) {
 }
 
 func TestAuthNotRetried(t *testing.T) {
-	p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{Exit: 5, Stderr: "@ERROR: auth failed on module m"} })
+	p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome {
+		return rsync.Outcome{Exit: 5, Stderr: "@ERROR: auth failed on module m"}
+	})
 	tg, _ := rsync.ParseTarget("h::m")
 	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"f"}})
 	if r.OK || r.Class != rsync.Spool || len(f.runs) != 1 {
