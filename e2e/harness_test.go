@@ -30,15 +30,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: rsync not installed (make test installs it)")
 		os.Exit(1)
 	}
-	dir, err := clitest.Build("inowait", "evfilter", "evbatch", "rpush", "failreplay")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	clitest.Main(m, &binDir, "inowait", "evfilter", "evbatch", "rpush", "failreplay")
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }
@@ -136,30 +128,13 @@ func must(t *testing.T, err error) {
 type pipeline struct {
 	cmds   []*exec.Cmd
 	stderr []*bytes.Buffer
-	out    *lockedBuf
+	out    *clitest.Buffer
 	done   chan struct{}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startPipeline(t *testing.T, env []string, stages ...[]string) *pipeline {
 	t.Helper()
-	p := &pipeline{out: &lockedBuf{}, done: make(chan struct{})}
+	p := &pipeline{out: &clitest.Buffer{}, done: make(chan struct{})}
 	var prev io.Reader
 	for i, argv := range stages {
 		cmd := exec.Command(argv[0], argv[1:]...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,19 +9,11 @@ import (
 	"github.com/inopipe/inopipe/internal/clitest"
 )
 
-var bin string
+var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := clitest.Build("evbatch")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "evbatch")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { clitest.Main(m, &binDir, "evbatch") }
+
+func bin() string { return filepath.Join(binDir, "evbatch") }
 
 // TestGolden feeds testdata/*.in.jsonl through the binary (EOF flushes) and
 // compares with *.want.jsonl, ignoring the first/last times.
@@ -36,7 +27,7 @@ func TestGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := clitest.Run(t, string(b), bin, "--max-delay", "1h", "1h")
+		r := clitest.Run(t, string(b), bin(), "--max-delay", "1h", "1h")
 		got := stripTimes(r.Stdout)
 		wantFile := strings.TrimSuffix(in, ".in.jsonl") + ".want.jsonl"
 		if os.Getenv("UPDATE_GOLDEN") != "" {
@@ -74,7 +65,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"1s"}, "{}\n", 0, "evbatch: error: line 1:"},
 	}
 	for _, c := range cases {
-		r := clitest.Run(t, c.in, bin, c.args...)
+		r := clitest.Run(t, c.in, bin(), c.args...)
 		if r.Code != c.code || !strings.Contains(r.Stderr, c.stderr) {
 			t.Errorf("%q: exit %d stderr %q, want %d %q", c.args, r.Code, r.Stderr, c.code, c.stderr)
 		}

@@ -17,7 +17,7 @@ func BenchmarkStage(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		cmd := exec.Command(bin, "--temp", "-x", `^cache/`)
+		cmd := exec.Command(bin(), "--temp", "-x", `^cache/`)
 		cmd.Stdin = bytes.NewReader(in.Bytes())
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("%v: %s", err, out)

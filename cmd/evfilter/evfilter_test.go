@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,19 +8,11 @@ import (
 	"github.com/inopipe/inopipe/internal/clitest"
 )
 
-var bin string
+var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := clitest.Build("evfilter")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "evfilter")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { clitest.Main(m, &binDir, "evfilter") }
+
+func bin() string { return filepath.Join(binDir, "evfilter") }
 
 const (
 	swp  = `{"root":"/d/","watch":"/d/","name":".a.swp","path":"/d/.a.swp","events":["CREATE"]}`
@@ -49,7 +39,7 @@ func TestCLI(t *testing.T) {
 		{"missing pattern file", []string{"--exclude-from", "/nonexistent"}, 2, "", "--exclude-from /nonexistent"},
 	}
 	for _, c := range cases {
-		r := clitest.Run(t, in, bin, c.args...)
+		r := clitest.Run(t, in, bin(), c.args...)
 		if r.Code != c.code || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
 			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant exit %d stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.code, c.stdout, c.stderr)
 		}

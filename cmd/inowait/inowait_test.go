@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,43 +17,15 @@ import (
 
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := clitest.Build("inowait")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { clitest.Main(m, &binDir, "inowait") }
 
 func inowait() string { return filepath.Join(binDir, "inowait") }
-
-// lockedBuffer is a bytes.Buffer safe to read while a process writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // proc is a watcher process running in the background.
 type proc struct {
 	cmd    *exec.Cmd
-	out    lockedBuffer
-	errb   lockedBuffer
+	out    clitest.Buffer
+	errb   clitest.Buffer
 	cancel context.CancelFunc
 }
 
@@ -228,7 +198,7 @@ func TestOverflowAsUnprivileged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), clitest.Timeout())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", inowait(), "-m", dir)
-	var errb lockedBuffer
+	var errb clitest.Buffer
 	cmd.Stdout, cmd.Stderr = pw, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -121,4 +122,36 @@ func CheckManPage(t *testing.T, flags []string, path string) {
 			t.Errorf("%s: groff warnings: %v\n%s", path, err, out)
 		}
 	}
+}
+
+// Buffer is a bytes.Buffer that a process may write while a test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Main builds the named commands, runs the tests, removes the binaries and
+// exits; *dir receives the directory holding them. Call it from TestMain.
+func Main(m *testing.M, dir *string, names ...string) {
+	d, err := Build(names...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*dir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
 }
