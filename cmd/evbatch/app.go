@@ -127,7 +127,6 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 func read(ctx context.Context, cfg *Config, stdin io.Reader, in chan<- []event.Event, log *base.Log) error {
 	d := event.NewDecoder(stdin)
 	var rec event.Record
-	var um event.Unmarshaler
 	chunk := make([]event.Event, 0, 256)
 	send := func() bool {
 		if len(chunk) == 0 {
@@ -147,20 +146,21 @@ func read(ctx context.Context, cfg *Config, stdin io.Reader, in chan<- []event.E
 				return nil
 			}
 		}
-		line, err := d.ReadLine()
+		err := d.Next(&rec)
 		if err == io.EOF {
 			send()
 			return nil
 		}
-		if err != nil {
+		var le *event.LineError
+		if err != nil && !errors.As(err, &le) {
 			send()
 			return base.Errorf(exitError, "read: %v", err)
 		}
-		if err := um.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
-			if err == nil {
-				err = errors.New("not an event record")
-			}
-			log.Errorf("line %d: %v", d.Line(), err)
+		if le == nil && rec.Kind != event.KindEvent {
+			le = &event.LineError{Line: d.Line(), Err: errors.New("not an event record")}
+		}
+		if le != nil {
+			log.Errorf("%v", le)
 			if cfg.Strict {
 				send()
 				return base.Exit(exitBadInput)

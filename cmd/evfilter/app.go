@@ -128,6 +128,8 @@ func configFrom(c *cli.Context) (*Config, error) {
 	return cfg, nil
 }
 
+var errNotEvent = errors.New("not an event record")
+
 // run filters stdin to stdout until EOF. Lines are copied unchanged, and
 // flushed whenever no more input is waiting, so latency stays low.
 func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -151,7 +153,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		}
 	}()
 	var rec event.Record
-	um := event.Unmarshaler{SkipTime: true} // lines pass through unchanged
+	in.SkipTime(true) // lines pass through unchanged
 	for {
 		if in.Buffered() == 0 {
 			if err := out.Flush(); err != nil {
@@ -161,20 +163,21 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		if ctx.Err() != nil {
 			break
 		}
-		line, err := in.ReadLine()
+		err := in.Next(&rec)
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
+		var le *event.LineError
+		if err != nil && !errors.As(err, &le) {
 			return base.Errorf(exitError, "read: %v", err)
 		}
 		nin++
-		if err := um.Unmarshal(line, &rec); err != nil || rec.Kind != event.KindEvent {
+		if le == nil && rec.Kind != event.KindEvent {
+			le = &event.LineError{Line: in.Line(), Err: errNotEvent}
+		}
+		if le != nil {
 			bad++
-			if err == nil {
-				err = errors.New("not an event record")
-			}
-			log.Errorf("line %d: %v", in.Line(), err)
+			log.Errorf("%v", le)
 			if cfg.Strict {
 				out.Flush()
 				return base.Exit(exitBadInput)
@@ -190,7 +193,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 			continue
 		}
 		nout++
-		out.Write(line)
+		out.Write(in.Raw())
 		if err := out.WriteByte('\n'); err != nil {
 			return base.Errorf(exitError, "write: %v", err)
 		}

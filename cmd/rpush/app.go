@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -283,22 +284,22 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 func read(ctx context.Context, cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.Log) error {
 	d := event.NewDecoder(stdin)
 	var rec event.Record
-	var um event.Unmarshaler
 	var seq uint64
 	for ctx.Err() == nil {
-		line, err := d.ReadLine()
+		err := d.Next(&rec)
 		if err == io.EOF {
 			return nil
 		}
-		if err != nil {
-			return base.Errorf(exitError, "read: %v", err)
-		}
-		if err := um.Unmarshal(line, &rec); err != nil {
-			log.Errorf("line %d: %v", d.Line(), err)
+		var le *event.LineError
+		if errors.As(err, &le) {
+			log.Errorf("%v", le)
 			if cfg.Strict {
 				return base.Exit(exitUsage)
 			}
 			continue
+		}
+		if err != nil {
+			return base.Errorf(exitError, "read: %v", err)
 		}
 		switch rec.Kind {
 		case event.KindBatch:

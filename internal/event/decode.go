@@ -27,7 +27,8 @@ type Decoder struct {
 	r    *bufio.Reader
 	line int
 	buf  []byte
-	u    Unmarshaler
+	raw  []byte
+	u    unmarshaler
 }
 
 // NewDecoder returns a Decoder reading from r.
@@ -67,6 +68,13 @@ func (d *Decoder) ReadLine() ([]byte, error) {
 	}
 }
 
+// SkipTime makes Next leave Event.Time zero instead of parsing it.
+func (d *Decoder) SkipTime(skip bool) { d.u.SkipTime = skip }
+
+// Raw returns the line Next last read, without its "\n"; valid until the
+// next call. Filters that pass lines through write it unchanged.
+func (d *Decoder) Raw() []byte { return d.raw }
+
 // Next reads and decodes the next record. A malformed line yields a
 // *LineError; the caller may report it and call Next again.
 func (d *Decoder) Next(rec *Record) error {
@@ -74,6 +82,7 @@ func (d *Decoder) Next(rec *Record) error {
 	if err != nil {
 		return err
 	}
+	d.raw = line
 	if err := d.u.Unmarshal(line, rec); err != nil {
 		return &LineError{Line: d.line, Err: err}
 	}
@@ -89,14 +98,14 @@ var (
 // "target" is a result, one whose "events" is an array is an event, one
 // with "seq", "sync", "delete" or "full" is a batch.
 func Unmarshal(line []byte, rec *Record) error {
-	var u Unmarshaler
+	var u unmarshaler
 	return u.Unmarshal(line, rec)
 }
 
-// Unmarshaler decodes lines like Unmarshal, reusing the strings of the
+// unmarshaler decodes lines like Unmarshal, reusing the strings of the
 // last root and watch it saw: in a stream they repeat from line to line,
 // and not allocating them again is most of a filter's decoding cost.
-type Unmarshaler struct {
+type unmarshaler struct {
 	root, watch string
 	// SkipTime leaves Event.Time zero instead of parsing "time" (for
 	// stages that pass lines through unchanged and never look at it).
@@ -104,7 +113,7 @@ type Unmarshaler struct {
 }
 
 // Unmarshal decodes one line into rec (see the package function).
-func (u *Unmarshaler) Unmarshal(line []byte, rec *Record) error {
+func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 	*rec = Record{}
 	p := parser{b: line}
 	var (
