@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 
 	"github.com/urfave/cli/v2"
@@ -88,17 +89,14 @@ func configFrom(c *cli.Context) (*Config, error) {
 	cfg := &Config{Invert: c.Bool("invert"), Stats: c.Bool("stats"), Strict: c.Bool("strict")}
 	s := &cfg.Set
 	s.Full, s.Temp = c.Bool("match-full"), c.Bool("temp")
-	if err := filter.Compile(&s.Exclude, c.StringSlice("exclude"), false, "--exclude"); err != nil {
-		return nil, base.Usagef("%v", err)
-	}
-	if err := filter.Compile(&s.Exclude, c.StringSlice("excludei"), true, "--excludei"); err != nil {
-		return nil, base.Usagef("%v", err)
-	}
-	if err := filter.Compile(&s.Include, c.StringSlice("include"), false, "--include"); err != nil {
-		return nil, base.Usagef("%v", err)
-	}
-	if err := filter.Compile(&s.Include, c.StringSlice("includei"), true, "--includei"); err != nil {
-		return nil, base.Usagef("%v", err)
+	for _, spec := range []struct {
+		flag  string
+		icase bool
+		dst   *[]*regexp.Regexp
+	}{{"exclude", false, &s.Exclude}, {"excludei", true, &s.Exclude}, {"include", false, &s.Include}, {"includei", true, &s.Include}} {
+		if err := filter.Compile(spec.dst, c.StringSlice(spec.flag), spec.icase, "--"+spec.flag); err != nil {
+			return nil, base.Usagef("%v", err)
+		}
 	}
 	for _, f := range c.StringSlice("exclude-from") {
 		ps, err := filter.ReadPatterns(f)

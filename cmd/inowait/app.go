@@ -19,6 +19,7 @@ import (
 
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/filter"
 	"github.com/inopipe/inopipe/internal/inotify"
 )
 
@@ -146,15 +147,8 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 		icase bool
 		dst   *[]*regexp.Regexp
 	}{{"exclude", false, &cfg.Exclude}, {"excludei", true, &cfg.Exclude}, {"include", false, &cfg.Include}, {"includei", true, &cfg.Include}} {
-		for _, s := range c.StringSlice(spec.flag) {
-			if spec.icase {
-				s = "(?i)" + s
-			}
-			re, err := regexp.Compile(s)
-			if err != nil {
-				return nil, base.Usagef("--%s: %v", spec.flag, err)
-			}
-			*spec.dst = append(*spec.dst, re)
+		if err := filter.Compile(spec.dst, c.StringSlice(spec.flag), spec.icase, "--"+spec.flag); err != nil {
+			return nil, base.Usagef("%v", err)
 		}
 	}
 	if cfg.CSV && cfg.Format != "" {

@@ -14,16 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 )
-
-// testTimeout bounds every wait; INOWAIT_TEST_TIMEOUT stretches it on slow CI.
-func testTimeout() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("INOWAIT_TEST_TIMEOUT")); err == nil {
-		return d
-	}
-	return 20 * time.Second
-}
 
 // chanSink collects events for a test.
 type chanSink struct {
@@ -58,7 +51,7 @@ func (s *chanSink) snapshot() []event.Event {
 // waitFor waits until cond holds for the events seen so far, or fails.
 func (s *chanSink) waitFor(t *testing.T, what string, cond func([]event.Event) bool) []event.Event {
 	t.Helper()
-	deadline := time.After(testTimeout())
+	deadline := time.After(clitest.Timeout())
 	for {
 		evs := s.snapshot()
 		if cond(evs) {
@@ -99,7 +92,7 @@ func start(t *testing.T, cfg Config) (*chanSink, chan error, context.CancelFunc)
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(testTimeout()):
+		case <-time.After(clitest.Timeout()):
 			t.Error("watcher did not stop")
 		}
 	})
@@ -252,7 +245,7 @@ func TestRootGone(t *testing.T) {
 		if !errors.Is(err, ErrRootGone) {
 			t.Fatalf("Run = %v, want ErrRootGone", err)
 		}
-	case <-time.After(testTimeout()):
+	case <-time.After(clitest.Timeout()):
 		t.Fatal("Run did not stop")
 	}
 	found := false
