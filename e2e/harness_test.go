@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -127,7 +124,7 @@ func must(t *testing.T, err error) {
 // pipeline is several processes joined by pipes (no shell in between).
 type pipeline struct {
 	cmds   []*exec.Cmd
-	stderr []*bytes.Buffer
+	stderr []*clitest.Buffer
 	out    *clitest.Buffer
 	done   chan struct{}
 }
@@ -139,9 +136,9 @@ func startPipeline(t *testing.T, env []string, stages ...[]string) *pipeline {
 	for i, argv := range stages {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), env...)
-		var eb bytes.Buffer
-		cmd.Stderr = &syncWriter{w: &eb}
-		p.stderr = append(p.stderr, &eb)
+		eb := &clitest.Buffer{}
+		cmd.Stderr = eb
+		p.stderr = append(p.stderr, eb)
 		if prev != nil {
 			cmd.Stdin = prev
 		}
@@ -159,17 +156,6 @@ func startPipeline(t *testing.T, env []string, stages ...[]string) *pipeline {
 	}
 	t.Cleanup(func() { p.stop(t) })
 	return p
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }
 
 // stop sends SIGTERM to the first stage; the rest drain and exit on EOF.
@@ -283,23 +269,4 @@ func converge(t *testing.T, src string, targets ...string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func runCmd(t *testing.T, env []string, stdin string, name string, args ...string) clitest.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), clitest.Timeout())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return clitest.Result{Code: code, Stdout: o.String(), Stderr: e.String()}
 }

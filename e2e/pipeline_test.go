@@ -92,7 +92,7 @@ func TestDaemonDownThenReplay(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(src, "bad\xffname"), []byte("y"), 0o644))
 	in := fmt.Sprintf(`{"seq":1,"root":"%s/","sync":["a/","bad\udcffname"],"delete":["gone"],"events":3}`+"\n", src)
 	common := []string{"--spool", spool, "--password-file", d.passFile, "--retries", "1", "--backoff", "10ms", "--contimeout", "2"}
-	r := runCmd(t, nil, in, bin("rpush"), append(common, d.target())...)
+	r := clitest.RunEnv(t, nil, in, bin("rpush"), append(common, d.target())...)
 	if r.Code != 3 || !strings.Contains(r.Stdout, `"exit":10`) || !strings.Contains(r.Stdout, `"spooled":`) || !strings.Contains(r.Stderr, "rpush: hint: run failreplay") {
 		t.Fatalf("daemon down: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -100,7 +100,7 @@ func TestDaemonDownThenReplay(t *testing.T) {
 		t.Errorf("expected a retry before spooling: %s", r.Stdout)
 	}
 	d.start(t)
-	r = runCmd(t, nil, "", bin("failreplay"), common...)
+	r = clitest.RunEnv(t, nil, "", bin("failreplay"), common...)
 	if r.Code != 0 || !strings.Contains(r.Stderr, "replayed 1 entries") {
 		t.Fatalf("failreplay: exit %d stderr %s", r.Code, r.Stderr)
 	}
@@ -111,7 +111,7 @@ func TestDaemonDownThenReplay(t *testing.T) {
 	}
 	// --full syncs the recorded (root, target) pairs whole.
 	must(t, os.WriteFile(filepath.Join(src, "only-full-sees-me"), []byte("z"), 0o644))
-	r = runCmd(t, nil, "", bin("failreplay"), append(common, "--full")...)
+	r = clitest.RunEnv(t, nil, "", bin("failreplay"), append(common, "--full")...)
 	if r.Code != 0 {
 		t.Fatalf("failreplay --full: %d %s", r.Code, r.Stderr)
 	}
@@ -130,7 +130,7 @@ func TestFailureClasses(t *testing.T) {
 	wrong := filepath.Join(t.TempDir(), "wrong.pass")
 	must(t, os.WriteFile(wrong, []byte("nope\n"), 0o600))
 	start := time.Now()
-	r := runCmd(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", wrong, "--backoff", "5s", d.target())
+	r := clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", wrong, "--backoff", "5s", d.target())
 	if r.Code != 3 || !strings.Contains(r.Stdout, `"exit":5`) || !strings.Contains(r.Stdout, `"attempts":1`) {
 		t.Errorf("wrong password: exit %d stdout %s", r.Code, r.Stdout)
 	}
@@ -139,28 +139,28 @@ func TestFailureClasses(t *testing.T) {
 	}
 
 	nomod := fmt.Sprintf("rsync://%s@127.0.0.1:%d/nosuch/", user, d.port)
-	r = runCmd(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", d.passFile, nomod)
+	r = clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", d.passFile, nomod)
 	if r.Code != 3 || !strings.Contains(r.Stdout, `"exit":5`) || !strings.Contains(r.Stdout, "Unknown module") {
 		t.Errorf("unknown module: exit %d stdout %s", r.Code, r.Stdout)
 	}
 
 	loose := filepath.Join(t.TempDir(), "loose.pass")
 	must(t, os.WriteFile(loose, []byte(password+"\n"), 0o644))
-	r = runCmd(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", loose, d.target())
+	r = clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", loose, d.target())
 	if r.Code != 1 || !strings.Contains(r.Stderr, "must not be other-accessible") {
 		t.Errorf("0644 password file: exit %d stderr %s", r.Code, r.Stderr)
 	}
 
-	r = runCmd(t, []string{"RSYNC_PASSWORD=" + password}, in, bin("rpush"), "--spool", spool, d.target())
+	r = clitest.RunEnv(t, []string{"RSYNC_PASSWORD=" + password}, in, bin("rpush"), "--spool", spool, d.target())
 	if r.Code != 0 {
 		t.Errorf("RSYNC_PASSWORD: exit %d %s %s", r.Code, r.Stdout, r.Stderr)
 	}
 
-	r = runCmd(t, nil, in, bin("rpush"), "--spool", spool, "--rsync-opts", "-z; rm -rf /", d.target())
+	r = clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--rsync-opts", "-z; rm -rf /", d.target())
 	if r.Code != 2 || !strings.Contains(r.Stderr, "shell syntax") {
 		t.Errorf("shell syntax in --rsync-opts: exit %d stderr %s", r.Code, r.Stderr)
 	}
-	r = runCmd(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", d.passFile, t.TempDir())
+	r = clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", d.passFile, t.TempDir())
 	if r.Code != 2 || !strings.Contains(r.Stderr, "daemon targets") {
 		t.Errorf("--password-file with a local target: exit %d stderr %s", r.Code, r.Stderr)
 	}
@@ -176,7 +176,7 @@ func TestConcurrentReplayOnce(t *testing.T) {
 	// A target that does not exist yet fails: the batch is spooled.
 	missing := filepath.Join(dst, "not-yet", "deeper")
 	in := fmt.Sprintf(`{"seq":1,"root":"%s/","sync":["f"],"delete":[],"events":1}`+"\n", src)
-	r := runCmd(t, nil, in, bin("rpush"), "--spool", spool, "--retries", "0", missing)
+	r := clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--retries", "0", missing)
 	if r.Code != 3 {
 		t.Fatalf("expected a spooled batch: %d %s %s", r.Code, r.Stdout, r.Stderr)
 	}

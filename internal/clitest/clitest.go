@@ -62,9 +62,16 @@ type Result struct {
 // Run runs bin with args and stdin, bounded by Timeout.
 func Run(t *testing.T, stdin string, bin string, args ...string) Result {
 	t.Helper()
+	return RunEnv(t, nil, stdin, bin, args...)
+}
+
+// RunEnv is Run with env added to the inherited environment.
+func RunEnv(t *testing.T, env []string, stdin string, bin string, args ...string) Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
