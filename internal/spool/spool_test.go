@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,11 +95,9 @@ func TestLock(t *testing.T) {
 
 func TestPairs(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	var wg sync.WaitGroup
 	for _, p := range []Pair{{"/a/", "h::m"}, {"/a/", "h::m"}, {"/b/", "/backup"}} {
 		s.RecordPairs([]Pair{p})
 	}
-	wg.Wait()
 	got, err := s.Pairs()
 	if err != nil || len(got) != 2 {
 		t.Fatalf("%v %v", got, err)
