@@ -80,7 +80,8 @@ type pending struct {
 type Coalescer struct {
 	cfg   Config
 	roots map[string]*pending
-	order []string // roots in order of first pending event
+	order []string        // every root seen, in order of first event
+	known map[string]bool // the same, as a set
 	seq   uint64
 	// Warn, if set, is told about events it cannot place (no root).
 	Warn func(format string, a ...any)
@@ -88,7 +89,7 @@ type Coalescer struct {
 
 // New returns a Coalescer.
 func New(cfg Config) *Coalescer {
-	return &Coalescer{cfg: cfg, roots: map[string]*pending{}}
+	return &Coalescer{cfg: cfg, roots: map[string]*pending{}, known: map[string]bool{}}
 }
 
 // Pending returns how many distinct paths are pending, over all roots.
@@ -109,7 +110,7 @@ func (c *Coalescer) Add(ev *event.Event, now time.Time) {
 			if len(c.order) == 0 && c.Warn != nil {
 				c.Warn("%s for all roots, but no root is known yet; nothing to resync", op)
 			}
-			for _, r := range c.knownRoots() {
+			for _, r := range c.order {
 				c.state(r, ev, now).markFull()
 			}
 			return
@@ -191,8 +192,6 @@ func (c *Coalescer) Add(ev *event.Event, now time.Time) {
 	}
 }
 
-func (c *Coalescer) knownRoots() []string { return append([]string(nil), c.order...) }
-
 // state returns the pending state of root, creating it and starting its
 // timers at now.
 func (c *Coalescer) state(root string, ev *event.Event, now time.Time) *pending {
@@ -200,12 +199,10 @@ func (c *Coalescer) state(root string, ev *event.Event, now time.Time) *pending 
 	if p == nil {
 		p = &pending{root: root, first: now, paths: map[string]netOp{}, children: map[string]int{}, under: map[string]int{}}
 		c.roots[root] = p
-		if !contains(c.order, root) {
+		if !c.known[root] {
+			c.known[root] = true
 			c.order = append(c.order, root)
 		}
-	}
-	if len(p.paths) == 0 && !p.full && p.events == 0 {
-		p.first = now
 	}
 	p.last = now
 	p.events++
@@ -220,15 +217,6 @@ func (c *Coalescer) state(root string, ev *event.Event, now time.Time) *pending 
 		p.evLast = t
 	}
 	return p
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *pending) markFull() {
@@ -345,24 +333,17 @@ func (c *Coalescer) Flush() []event.Batch {
 	return c.take(func(p *pending) bool { return p.full || len(p.paths) > 0 })
 }
 
+// take hands out the ready batches in root order. Roots stay known (in
+// order) after their batch goes, for a Q_OVERFLOW that names no root.
 func (c *Coalescer) take(ready func(*pending) bool) []event.Batch {
 	var out []event.Batch
-	keep := c.order[:0]
 	for _, root := range c.order {
-		p := c.roots[root]
-		if p == nil {
-			continue
+		if p := c.roots[root]; p != nil && ready(p) {
+			c.seq++
+			out = append(out, p.batch(c.seq))
+			delete(c.roots, root)
 		}
-		if !ready(p) {
-			keep = append(keep, root)
-			continue
-		}
-		c.seq++
-		out = append(out, p.batch(c.seq))
-		delete(c.roots, root)
-		keep = append(keep, root) // still a known root for Q_OVERFLOW with no root
 	}
-	c.order = keep
 	return out
 }
 

@@ -185,6 +185,10 @@ func TestOneBatchPerRoot(t *testing.T) {
 	if len(bs) != 2 || bs[0].Root != "/a/" || bs[1].Root != "/b/" || bs[0].Seq != 1 || bs[1].Seq != 2 {
 		t.Fatalf("%+v", bs)
 	}
+	// A flush with nothing pending must not forget the roots.
+	if bs := co.Flush(); len(bs) != 0 {
+		t.Fatalf("empty flush: %+v", bs)
+	}
 	// Overflow with no root: every known root resyncs.
 	ov := event.Event{Op: event.QOverflow}
 	co.Add(&ov, t0)
