@@ -64,9 +64,12 @@ ratios=()
 for run in $(seq 1 "$RUNS"); do
 	rm -rf "$storm"; mkdir -p "$storm"
 	for i in $(seq 1 20); do mkdir "$storm/s$i"; done
-	inotifywait -mrq -e create --format '%w%f' "$storm" > "$work/iw.out" 2>/dev/null & iwp=$!
-	bin/inowait -mrq -e create --format '%w%f' "$storm" > "$work/io.out" 2>/dev/null & iop=$!
-	sleep 1 # both establish 21 watches (no readiness line with -q)
+	inotifywait -mr -e create --format '%w%f' "$storm" > "$work/iw.out" 2>"$work/iw.err" & iwp=$!
+	bin/inowait -mr -e create --format '%w%f' "$storm" > "$work/io.out" 2>"$work/io.err" & iop=$!
+	for _ in $(seq 1 1000); do
+		grep -qi "watches established" "$work/iw.err" && grep -qi "watches established" "$work/io.err" && break
+		sleep 0.01
+	done
 	t0=$(date +%s.%N)
 	(cd "$storm" && for i in $(seq 1 20); do (cd "s$i" && seq -f "f%g" 1 $((FILES / 20)) | xargs touch) & done; wait)
 	t1=$(date +%s.%N)

@@ -162,3 +162,21 @@ func Main(m *testing.M, dir *string, names ...string) {
 	os.RemoveAll(d)
 	os.Exit(code)
 }
+
+// BenchStage pushes n event lines through the binary bin (decode → process
+// → encode, through pipes) b.N times and reports events/s.
+func BenchStage(b *testing.B, n int, bin string, args ...string) {
+	var in bytes.Buffer
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&in, `{"time":"2026-11-21T10:00:00.123456789Z","root":"/srv/data/","watch":"/srv/data/d%d/","name":"f%d.html","path":"/srv/data/d%d/f%d.html","events":["CLOSE_WRITE","CLOSE"]}`+"\n", i%500, i, i%500, i)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(bin, args...)
+		cmd.Stdin = bytes.NewReader(in.Bytes())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
