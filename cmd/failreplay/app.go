@@ -196,8 +196,11 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 			}
 		}
 	}
-	log.Infof("replayed %d entries in %d rsync runs; %d remain; %d quarantined%s", replayed, runs, remain+fullFailed, quarantined,
-		map[bool]string{true: "; full sync done", false: ""}[cfg.Full && fullFailed == 0])
+	full := ""
+	if cfg.Full && fullFailed == 0 {
+		full = "; full sync done"
+	}
+	log.Infof("replayed %d entries in %d rsync runs; %d remain; %d quarantined%s", replayed, runs, remain+fullFailed, quarantined, full)
 	if remain+fullFailed > 0 {
 		return base.Exit(exitRemain)
 	}

@@ -427,7 +427,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	case errors.Is(err, inotify.ErrTimeout):
 		return base.Exit(exitTimeout)
 	case errors.Is(err, inotify.ErrRootGone):
-		return (&base.Error{Code: exitError, Err: errors.New(strings.TrimPrefix(err.Error(), inotify.ErrRootGone.Error()+": ") + "; stopping")}).
+		return (&base.Error{Code: exitError, Err: fmt.Errorf("%v; stopping", err)}).
 			WithHint("inowait stops when a watched root disappears; restart it (with --resync) once the root is back")
 	}
 	return err

@@ -678,9 +678,12 @@ func (w *Watcher) handleOne(raw rawEvent) error {
 		if err := w.emit(&ev, wt.root); err != nil {
 			return err
 		}
-		what := map[bool]string{true: "was deleted", false: "was moved away"}[op.Has(event.DeleteSelf)]
-		if op.Has(event.Unmount) {
+		what := "was moved away"
+		switch {
+		case op.Has(event.Unmount):
 			what = "was unmounted"
+		case op.Has(event.DeleteSelf):
+			what = "was deleted"
 		}
 		return w.rootGone(wt, what)
 	}
@@ -748,8 +751,17 @@ func (w *Watcher) overflow(now time.Time) error {
 	return nil
 }
 
+// RootGoneError says which root went away and how; it matches ErrRootGone.
+type RootGoneError struct {
+	Root string // as in events, without the trailing "/"
+	What string // "was deleted", "was moved away", ...
+}
+
+func (e *RootGoneError) Error() string        { return e.Root + " " + e.What }
+func (e *RootGoneError) Is(target error) bool { return target == ErrRootGone }
+
 func (w *Watcher) rootGone(wt *watch, what string) error {
-	return fmt.Errorf("%w: %s %s", ErrRootGone, strings.TrimSuffix(wt.root.key, "/"), what)
+	return &RootGoneError{Root: strings.TrimSuffix(wt.root.key, "/"), What: what}
 }
 
 // limitError turns ENOSPC/EMFILE into an error that names the sysctl to
