@@ -23,7 +23,7 @@ build:
 wildcard-tools = $(patsubst cmd/%/main.go,%,$(wildcard cmd/*/main.go))
 
 deps:
-	@scripts/deps.sh rsync inotify-tools lsyncd
+	@scripts/deps.sh rsync inotify-tools lsyncd openssh-server
 
 # Everything a contributor must pass: vet, unit/golden/fuzz-seed tests (with
 # the race detector), the man page checks and the end-to-end pipeline tests.

@@ -35,7 +35,7 @@ func bin(name string) string { return filepath.Join(binDir, name) }
 // daemon is an rsync --daemon on 127.0.0.1 with one auth module, "data".
 type daemon struct {
 	dir, module, conf, secrets string
-	passFile                   string
+	passFile, binary           string
 	port                       int
 	cmd                        *exec.Cmd
 	log                        string
@@ -46,10 +46,14 @@ const (
 	password = "s3cret-pass"
 )
 
-func newDaemon(t *testing.T) *daemon {
+func newDaemon(t *testing.T) *daemon { return newDaemonWith(t, "rsync", "") }
+
+// newDaemonWith starts binary as the daemon, with extra lines in the
+// module's section (e.g. "refuse options = delete*").
+func newDaemonWith(t *testing.T, binary, moduleExtra string) *daemon {
 	t.Helper()
 	base := t.TempDir()
-	d := &daemon{dir: base, module: filepath.Join(base, "module")}
+	d := &daemon{dir: base, module: filepath.Join(base, "module"), binary: binary}
 	must(t, os.Mkdir(d.module, 0o755))
 	d.secrets = filepath.Join(base, "secrets")
 	must(t, os.WriteFile(d.secrets, []byte(user+":"+password+"\n"), 0o600))
@@ -71,7 +75,8 @@ munge symlinks = no
     secrets file = %s
     uid = %d
     gid = %d
-`, base, d.log, d.port, d.module, user, d.secrets, os.Getuid(), os.Getgid())
+%s
+`, base, d.log, d.port, d.module, user, d.secrets, os.Getuid(), os.Getgid(), moduleExtra)
 	must(t, os.WriteFile(d.conf, []byte(conf), 0o644))
 	d.start(t)
 	t.Cleanup(func() { d.stop() })
@@ -89,7 +94,7 @@ func freePort(t *testing.T) int {
 
 func (d *daemon) start(t *testing.T) {
 	t.Helper()
-	d.cmd = exec.Command("rsync", "--daemon", "--no-detach", "--config="+d.conf)
+	d.cmd = exec.Command(d.binary, "--daemon", "--no-detach", "--config="+d.conf)
 	d.cmd.Stderr = os.Stderr
 	must(t, d.cmd.Start())
 	clitest.Eventually(t, "rsync daemon listening", func() bool {

@@ -85,6 +85,7 @@ type group struct {
 
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stderr io.Writer) error {
 	log := &base.Log{Prog: "failreplay", W: stderr}
+	p.Warnf = log.Warnf
 	unlock, err := sp.Lock()
 	if errors.Is(err, spool.ErrLocked) {
 		log.Infof("another failreplay is running on %s; nothing done", sp.Dir)

@@ -102,6 +102,7 @@ type worker struct {
 
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := &base.Log{Prog: "rpush", W: stderr}
+	p.Warnf = log.Warnf
 	st := &state{stopped: map[string]string{}, pairs: map[spool.Pair]bool{}}
 	out := bufio.NewWriter(stdout)
 	var outMu sync.Mutex

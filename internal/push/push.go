@@ -31,6 +31,7 @@ type Pusher struct {
 	SplitMin  int           // batches smaller than this are not split
 	MaxDelete int           // refuse a batch that would delete more than this (0: no limit)
 	Sleep     func(ctx context.Context, d time.Duration) error
+	Warnf     func(format string, a ...any) // operator messages (may be nil)
 
 	mu         sync.Mutex
 	filterMode map[string]bool   // targets that need filter mode
@@ -114,7 +115,7 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		mode = rsync.ModeFull
 	} else {
 		list = rsync.Normalize(src, b)
-		if len(list.Paths) == 0 {
+		if len(list.Paths) == 0 && len(list.Dirs) == 0 {
 			r := Report{OK: true, Class: rsync.Done, Elapsed: time.Since(start)}
 			if len(list.Errors) > 0 {
 				r.Err = joinErrs(list.Errors)
@@ -129,21 +130,37 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		return Report{Exit: rsync.ExitDelLimit, Class: rsync.Spool, Elapsed: time.Since(start),
 			Err: fmt.Sprintf("batch deletes %d paths, more than --max-delete %d; spooled for review", list.Missing, p.MaxDelete)}
 	}
-	chunks := [][]string{list.Paths}
-	if mode != rsync.ModeFull && p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2) {
-		chunks = split(list.Paths, p.Jobs)
+	type job struct {
+		mode  rsync.Mode
+		paths []string
 	}
-	reports := make([]Report, len(chunks))
+	var jobs []job
+	switch {
+	case mode == rsync.ModeFull:
+		jobs = []job{{mode, nil}}
+	case p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2):
+		for _, c := range split(list.Paths, p.Jobs) {
+			jobs = append(jobs, job{mode, c})
+		}
+	case len(list.Paths) > 0:
+		jobs = []job{{mode, list.Paths}}
+	}
+	if len(list.Dirs) > 0 {
+		// Directories listed for their attributes only: one run without
+		// recursion, beside the others.
+		jobs = append(jobs, job{rsync.ModeDirs, list.Dirs})
+	}
+	reports := make([]Report, len(jobs))
 	var wg sync.WaitGroup
-	for i, c := range chunks {
+	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = p.attempt(ctx, t, src, mode, c)
+			reports[i] = p.attempt(ctx, t, src, j.mode, j.paths)
 		}()
 	}
 	wg.Wait()
-	r := Report{OK: true, Class: rsync.Done, Paths: len(list.Paths)}
+	r := Report{OK: true, Class: rsync.Done, Paths: len(list.Paths) + len(list.Dirs)}
 	if mode == rsync.ModeFull {
 		r.Paths = 0
 	}
@@ -203,7 +220,7 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, src string, mode r
 		}
 		run := rsync.Run{Binary: p.Binary, Args: rsync.Args(p.Opts, t, src, m), Env: p.Env}
 		switch m {
-		case rsync.ModeList:
+		case rsync.ModeList, rsync.ModeDirs:
 			run.Stdin = rsync.Stdin(paths)
 		case rsync.ModeFilter:
 			run.Stdin = rsync.FilterRules(paths)
@@ -214,6 +231,9 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, src string, mode r
 			r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)
 		} else if o.Exit != 0 {
 			r.Err = fmt.Sprintf("rsync exit %d: %s", o.Exit, lastLines(o.Stderr, 3))
+			if o.Exit == rsync.ExitUnsupported && strings.Contains(o.Stderr, "refuse --delete") {
+				r.Err += " (the daemon's `refuse options` forbid deletions: lift them, or run rpush --delete=false for this target)"
+			}
 		}
 		switch r.Class {
 		case rsync.Done:
@@ -225,6 +245,10 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, src string, mode r
 				return r
 			}
 			switchedMode = true
+			if !p.needsFilter(t.Spec) && p.Warnf != nil {
+				p.Warnf("%s rejects --delete-missing-args deletions (rsync bug #910 in 3.4.3 and Debian 12's 3.2.7 security update: %q); switching this target to filter mode",
+					t.Spec, lastLines(o.Stderr, 1))
+			}
 			p.setFilter(t.Spec)
 			continue // at once, in filter mode
 		case rsync.Retry:

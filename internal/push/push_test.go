@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +142,27 @@ func TestFromEvent(t *testing.T) {
 		if ok != c.ok || (ok && (b.Full != c.full || strings.Join(b.Sync, ",") != strings.Join(c.sync, ",") || strings.Join(b.Delete, ",") != strings.Join(c.del, ","))) {
 			t.Errorf("%v: %+v %v", c.ev.Op, b, ok)
 		}
+	}
+}
+
+// A batch with a file and a directory whose mode changed runs the file
+// with -r and the directory in a second run without recursion.
+func TestAttributeDirsRunWithoutRecursion(t *testing.T) {
+	p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{} })
+	os.MkdirAll(filepath.Join(src, "big"), 0o755)
+	tg, _ := rsync.ParseTarget("h::m")
+	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"f", "big"}})
+	if !r.OK || r.Paths != 2 || len(f.runs) != 2 {
+		t.Fatalf("%+v after %d runs", r, len(f.runs))
+	}
+	byStdin := map[string][]string{}
+	for _, run := range f.runs {
+		byStdin[string(run.Stdin)] = run.Args
+	}
+	if a := byStdin["./f\x00"]; slices.Index(a, "-r") < 0 {
+		t.Errorf("file run: %q", a)
+	}
+	if a := byStdin["./big\x00"]; slices.Index(a, "--no-r") < 0 || slices.Index(a, "--dirs") < 0 {
+		t.Errorf("dir run: %q", a)
 	}
 }

@@ -131,6 +131,11 @@ const (
 	ModeFilter
 	// ModeFull: the whole root, with --delete.
 	ModeFull
+	// ModeDirs: --files-from without recursion, for directories listed
+	// only for an attribute change (chmod, chown, touch). With -r rsync
+	// would walk their whole subtree: 1 s instead of 0.05 s for a
+	// directory above 50,000 files (bench/RESULTS.md).
+	ModeDirs
 )
 
 // Args builds rsync's argv (without the program name) to bring target t in
@@ -139,6 +144,8 @@ const (
 func Args(o Options, t Target, src string, mode Mode) []string {
 	a := []string{"-a", "-r"}
 	switch mode {
+	case ModeDirs:
+		a = []string{"-a", "--no-r", "--dirs", "--from0", "--files-from=-"}
 	case ModeList:
 		if o.Delete {
 			// --delete removes what is gone inside directories listed
@@ -233,6 +240,7 @@ func SplitOpts(s string) ([]string, error) {
 // List is a normalized path list for one run.
 type List struct {
 	Paths   []string // relative, cleaned, sorted; "dir/" for recursive
+	Dirs    []string // existing directories listed for their attributes only (ModeDirs)
 	Missing int      // paths no longer in the source (to be deleted)
 	Errors  []error  // entries rejected (absolute, escaping root, ...)
 }
@@ -285,7 +293,8 @@ func Normalize(src string, b *event.Batch) List {
 		add(p, false)
 	}
 	root := strings.TrimSuffix(src, "/")
-	gone := map[string]bool{} // memo of missing prefixes
+	gone := map[string]bool{}  // memo of missing prefixes
+	isDir := map[string]bool{} // entries that are directories now
 	for i := range ents {
 		e := &ents[i]
 		if e.rel == "." {
@@ -301,6 +310,9 @@ func Normalize(src string, b *event.Batch) List {
 				err := syscall.Lstat(root+"/"+pre, &st)
 				missing = err != nil || (j < len(parts) && st.Mode&syscall.S_IFMT != syscall.S_IFDIR)
 				gone[pre] = missing
+				if j == len(parts) && err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+					isDir[pre] = true
+				}
 			}
 			if missing {
 				if pre != e.rel {
@@ -313,16 +325,21 @@ func Normalize(src string, b *event.Batch) List {
 	// Drop duplicates and entries under a recursive or missing entry.
 	sort.Slice(ents, func(i, j int) bool { return ents[i].rel < ents[j].rel })
 	covering := map[string]bool{}
-	var out []string
-	for _, e := range ents {
-		covered := false
-		for k := len(e.rel) - 1; k > 0; k-- {
-			if e.rel[k] == '/' && covering[e.rel[:k]] {
-				covered = true
-				break
+	covered := func(rel string) bool {
+		for k := len(rel) - 1; k > 0; k-- {
+			if rel[k] == '/' && covering[rel[:k]] {
+				return true
 			}
 		}
-		if covered {
+		return false
+	}
+	var out, dirs []string
+	for _, e := range ents {
+		if covered(e.rel) {
+			continue
+		}
+		if !e.rec && isDir[e.rel] {
+			dirs = append(dirs, e.rel) // attributes only, unless also listed recursively
 			continue
 		}
 		s := e.rel
@@ -341,6 +358,11 @@ func Normalize(src string, b *event.Batch) List {
 		out = append(out, s)
 	}
 	l.Paths = out
+	for _, d := range dirs {
+		if !covering[d] && !covered(d) {
+			l.Dirs = append(l.Dirs, d)
+		}
+	}
 	return l
 }
 

@@ -64,6 +64,10 @@ func TestArgs(t *testing.T) {
 		!strings.Contains(got[indexOf(got, "-e")+1], "ssh -p 2222 -o BatchMode=yes -o ConnectTimeout=10") {
 		t.Errorf("ssh no-delete: %q", got)
 	}
+	got = Args(Options{Delete: true}, l, "/data/", ModeDirs)
+	if strings.Join(got[:5], " ") != "-a --no-r --dirs --from0 --files-from=-" || indexOf(got, "--delete") >= 0 {
+		t.Errorf("ModeDirs: %q", got)
+	}
 	got = Args(Options{Delete: true}, l, "/data/", ModeFilter)
 	if !contains(got, "--filter=merge -") || contains(got, "--files-from=-") {
 		t.Errorf("filter mode: %q", got)
@@ -146,6 +150,24 @@ func TestNormalize(t *testing.T) {
 	}
 	if l.Missing != 2 || len(l.Errors) != 3 {
 		t.Errorf("Missing %d Errors %v", l.Missing, l.Errors)
+	}
+}
+
+// A directory listed without "/" changed only its attributes: it goes to
+// Dirs (a run without recursion), unless it is also listed recursively or
+// lies under a recursive entry.
+func TestNormalizeAttributeDirs(t *testing.T) {
+	src := t.TempDir()
+	for _, d := range []string{"chmod/sub", "both", "rec/inner"} {
+		os.MkdirAll(filepath.Join(src, d), 0o755)
+	}
+	b := &event.Batch{Root: src + "/", Sync: []string{"chmod", "chmod/sub", "both/", "both", "rec/", "rec/inner", "."}}
+	l := Normalize(src+"/", b)
+	if want := []string{".", "both/", "rec/"}; !reflect.DeepEqual(l.Paths, want) {
+		t.Errorf("Paths = %q, want %q", l.Paths, want)
+	}
+	if want := []string{"chmod", "chmod/sub"}; !reflect.DeepEqual(l.Dirs, want) {
+		t.Errorf("Dirs = %q, want %q", l.Dirs, want)
 	}
 }
 

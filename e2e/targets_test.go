@@ -1,0 +1,245 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	osuser "os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/event"
+)
+
+// batchLine renders one batch for rpush's stdin with the real encoder, so
+// hostile names are escaped exactly as evbatch would.
+func batchLine(seq uint64, root string, sync, del []string) string {
+	b := event.Batch{Seq: seq, Root: root + "/", Sync: sync, Delete: del, Events: len(sync) + len(del)}
+	if b.Sync == nil {
+		b.Sync = []string{}
+	}
+	if b.Delete == nil {
+		b.Delete = []string{}
+	}
+	return string(event.AppendBatch(nil, &b))
+}
+
+// fillHostile creates a tree of hostile names, a symlink, a nested dir and
+// a dir that will be renamed; it returns the sync list for it.
+func fillHostile(t *testing.T, src string) []string {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Join(src, "names"), 0o755))
+	for _, n := range hostileNames {
+		must(t, os.WriteFile(filepath.Join(src, "names", n), []byte(n), 0o644))
+	}
+	must(t, os.Symlink("../names/with space", filepath.Join(src, "names", "link")))
+	must(t, os.MkdirAll(filepath.Join(src, "tree/a/b"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "tree/a/b/f"), []byte("deep"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(src, "old-name/sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "old-name/sub/g"), []byte("g"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "plain"), []byte("v1"), 0o644))
+	return []string{"names/", "tree/", "old-name/", "plain"}
+}
+
+// mutate deletes a file, a whole tree and renames a dir, rewrites a file
+// and changes a directory's mode only; it returns the batch lists for it.
+func mutate(t *testing.T, src string) (sync, del []string) {
+	t.Helper()
+	must(t, os.Remove(filepath.Join(src, "names", "#hash")))
+	must(t, os.RemoveAll(filepath.Join(src, "tree")))
+	must(t, os.Rename(filepath.Join(src, "old-name"), filepath.Join(src, "new-name")))
+	must(t, os.WriteFile(filepath.Join(src, "plain"), []byte("v2"), 0o644))
+	must(t, os.Chmod(filepath.Join(src, "names"), 0o750))
+	return []string{"new-name/", "plain", "names"}, []string{"names/#hash", "tree/a/b/f", "tree/a/b", "tree/a", "tree", "old-name"}
+}
+
+func noCommandRan(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		for _, n := range []string{"PWNED", "PWNED2"} {
+			if _, err := os.Stat(filepath.Join(d, n)); err == nil {
+				t.Fatalf("a command in a file name ran: %s exists", filepath.Join(d, n))
+			}
+		}
+	}
+}
+
+// TestFilterModeOldReceiver runs rpush against Debian 12's rsync 3.2.7
+// security update as the daemon: its receiver rejects
+// --delete-missing-args deletions (exit 2, "invalid file mode 00", nothing
+// applied; upstream #910). rpush must notice, switch that target to filter
+// mode, and still converge — deletions, renames, hostile names included —
+// while a current daemon beside it stays in list mode.
+func TestFilterModeOldReceiver(t *testing.T) {
+	cache, err := filepath.Abs("../.cache/old-rsync")
+	must(t, err)
+	out, err := exec.Command("../scripts/old-rsync.sh", cache).Output()
+	if err != nil {
+		t.Fatalf("fetch rsync 3.2.7-1+deb12u5+ (scripts/old-rsync.sh): %v", err)
+	}
+	old := newDaemonWith(t, strings.TrimSpace(string(out)), "")
+	cur := newDaemon(t)
+	src := t.TempDir()
+	spool := t.TempDir()
+	in := batchLine(1, src, fillHostile(t, src), nil)
+	s, d := mutate(t, src)
+	in += batchLine(2, src, s, d)
+	oldTarget := fmt.Sprintf("rsync://%s@127.0.0.1:%d/data/", user, old.port)
+	r := clitest.RunEnv(t, []string{"RSYNC_PASSWORD=" + password}, in, bin("rpush"), "--spool", spool, oldTarget, cur.target())
+	if r.Code != 0 {
+		t.Fatalf("rpush: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "switching this target to filter mode") || strings.Count(r.Stderr, "filter mode") != 1 {
+		t.Errorf("expected one filter-mode switch, for the old daemon only:\n%s", r.Stderr)
+	}
+	converge(t, src, old.module, cur.module)
+	noCommandRan(t, src, old.module, cur.module, ".")
+}
+
+// TestRefusedDeleteDaemon: a daemon with `refuse options = delete*` cannot
+// delete at all; rpush spools with a hint naming the way out, and
+// --delete=false delivers everything but the deletions.
+func TestRefusedDeleteDaemon(t *testing.T) {
+	d := newDaemonWith(t, "rsync", "    refuse options = delete*")
+	src := t.TempDir()
+	spool := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+	env := []string{"RSYNC_PASSWORD=" + password}
+	r := clitest.RunEnv(t, env, batchLine(1, src, []string{"f"}, []string{"gone"}), bin("rpush"), "--spool", spool, d.target())
+	if r.Code != 3 || !strings.Contains(r.Stdout, "--delete=false") {
+		t.Fatalf("refused delete: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	r = clitest.RunEnv(t, env, batchLine(2, src, []string{"f"}, []string{"gone"}), bin("rpush"), "--spool", t.TempDir(), "--delete=false", d.target())
+	if r.Code != 0 {
+		t.Fatalf("--delete=false: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	converge(t, src, d.module)
+}
+
+// sshd is an OpenSSH server on 127.0.0.1 with its own host key, config and
+// authorized key, started by the test on a free port.
+type sshd struct {
+	port  int
+	key   string // client private key
+	cmd   *exec.Cmd
+	login string
+}
+
+func newSSHD(t *testing.T) *sshd {
+	t.Helper()
+	bin := "/usr/sbin/sshd"
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("sshd not installed (make test installs openssh-server): %v", err)
+	}
+	dir := t.TempDir()
+	for _, k := range []string{"hostkey", "id"} {
+		out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh-keygen: %v %s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "id.pub"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600))
+	u, err := osuser.Current()
+	must(t, err)
+	s := &sshd{port: freePort(t), key: filepath.Join(dir, "id"), login: u.Username}
+	conf := filepath.Join(dir, "sshd_config")
+	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s/hostkey
+PidFile %s/sshd.pid
+AuthorizedKeysFile %s/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+LogLevel ERROR
+`, s.port, dir, dir, dir)), 0o600))
+	if os.Geteuid() == 0 {
+		// the privilege separation directory Debian's init script makes
+		must(t, os.MkdirAll("/run/sshd", 0o755))
+	}
+	if out, err := exec.Command(bin, "-t", "-f", conf).CombinedOutput(); err != nil {
+		t.Fatalf("sshd -t: %v %s", err, out)
+	}
+	s.cmd = exec.Command(bin, "-D", "-e", "-f", conf)
+	s.cmd.Stderr = os.Stderr
+	must(t, s.cmd.Start())
+	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
+	clitest.Eventually(t, "sshd accepts a login", func() bool {
+		return exec.Command("ssh", append(s.sshArgs(), s.login+"@127.0.0.1", "true")...).Run() == nil
+	})
+	return s
+}
+
+func (s *sshd) sshArgs() []string {
+	return []string{"-p", fmt.Sprint(s.port), "-i", s.key, "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
+}
+
+// rsh is the -e value for rpush (split by rsync, not by a shell).
+func (s *sshd) rsh() string { return "ssh " + strings.Join(s.sshArgs(), " ") }
+
+// TestSSHTarget: the ssh target form ([user@]host:/path) against a real
+// sshd: hostile names, deletions, a rename and a mode change arrive; a
+// dead port is retried (exit 255) and spooled, and failreplay delivers it
+// with the same -e.
+func TestSSHTarget(t *testing.T) {
+	s := newSSHD(t)
+	src := t.TempDir()
+	dst := filepath.Join(t.TempDir(), "replica dir") // a space in the remote path, too
+	must(t, os.Mkdir(dst, 0o755))
+	spool := t.TempDir()
+	target := s.login + "@127.0.0.1:" + dst
+	in := batchLine(1, src, fillHostile(t, src), nil)
+	r := clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "-e", s.rsh(), target)
+	if r.Code != 0 {
+		t.Fatalf("rpush: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	converge(t, src, dst)
+	sy, del := mutate(t, src)
+	r = clitest.RunEnv(t, nil, batchLine(2, src, sy, del), bin("rpush"), "--spool", spool, "-e", s.rsh(), target)
+	if r.Code != 0 {
+		t.Fatalf("rpush: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	converge(t, src, dst)
+	noCommandRan(t, src, dst, ".")
+
+	// sshd down: transient (retried), then spooled. rsync 3.5.0 reports a
+	// refused ssh connection as 12 (stream closed), not ssh's 255.
+	must(t, os.WriteFile(filepath.Join(src, "while-down"), []byte("x"), 0o644))
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	r = clitest.RunEnv(t, nil, batchLine(3, src, []string{"while-down"}, nil), bin("rpush"),
+		"--spool", spool, "-e", s.rsh(), "--retries", "1", "--backoff", "10ms", "--contimeout", "2", target)
+	var rec event.Record
+	err := event.Unmarshal([]byte(strings.TrimSpace(r.Stdout)), &rec)
+	if res := rec.Result; err != nil || r.Code != 3 || (res.Exit != 12 && res.Exit != 255) || res.Attempts != 2 {
+		t.Fatalf("sshd down: exit %d (%v)\nstdout %s\nstderr %s", r.Code, err, r.Stdout, r.Stderr)
+	}
+	s2 := newSSHDOnPort(t, s)
+	r = clitest.RunEnv(t, nil, "", bin("failreplay"), "--spool", spool, "-e", s2.rsh())
+	if r.Code != 0 {
+		t.Fatalf("failreplay: exit %d\nstderr %s", r.Code, r.Stderr)
+	}
+	converge(t, src, dst)
+}
+
+// newSSHDOnPort restarts a stopped sshd with the same config and keys.
+func newSSHDOnPort(t *testing.T, s *sshd) *sshd {
+	t.Helper()
+	s.cmd = exec.Command(s.cmd.Path, s.cmd.Args[1:]...)
+	s.cmd.Stderr = os.Stderr
+	must(t, s.cmd.Start())
+	clitest.Eventually(t, "sshd back", func() bool {
+		return exec.Command("ssh", append(s.sshArgs(), s.login+"@127.0.0.1", "true")...).Run() == nil
+	})
+	return s
+}
