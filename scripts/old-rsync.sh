@@ -13,9 +13,17 @@ if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
 	exit 0
 fi
 mkdir -p "$dir"
-# The version with the bug, preferably the one it was established on.
-ver=$(apt-cache madison rsync 2>/dev/null | awk -F'|' '{gsub(/ /, "", $2); print $2}' |
-	grep -E '^3\.2\.7-1\+deb12u([5-9]|[1-9][0-9])$' | sort -V | head -n 1 || true)
+# The oldest version with the bug (deb12u6 is the one it was established on).
+candidate() {
+	apt-cache madison rsync 2>/dev/null | awk -F'|' '{gsub(/ /, "", $2); print $2}' |
+		grep -E '^3\.2\.7-1\+deb12u([5-9]|[1-9][0-9])$' | sort -V | head -n 1 || true
+}
+ver=$(candidate)
+if [ -z "$ver" ] && [ "$(id -u)" -eq 0 ]; then
+	# a fresh machine may have no package lists yet
+	apt-get update -qq >/dev/null 2>&1 || true
+	ver=$(candidate)
+fi
 if [ -z "$ver" ]; then
 	echo "old-rsync: no rsync 3.2.7-1+deb12u5 or later in the apt sources (is bookworm's main listed? try apt-get update)" >&2
 	exit 1
