@@ -4,12 +4,15 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
@@ -242,4 +245,150 @@ func newSSHDOnPort(t *testing.T, s *sshd) *sshd {
 		return exec.Command("ssh", append(s.sshArgs(), s.login+"@127.0.0.1", "true")...).Run() == nil
 	})
 	return s
+}
+
+// TestKill9DuringSpoolWrite kills rpush with SIGKILL while it is spooling
+// batch after batch (its target is missing), at several points. Whatever
+// the kill interrupted — a half-written temp file, a rename not yet done —
+// must not block failreplay: every complete entry is replayed once the
+// target exists, and the spool ends empty with nothing quarantined.
+func TestKill9DuringSpoolWrite(t *testing.T) {
+	for _, after := range []int{1, 40, 150} {
+		t.Run(fmt.Sprint(after), func(t *testing.T) {
+			src := t.TempDir()
+			spool := t.TempDir()
+			target := filepath.Join(t.TempDir(), "not-yet")
+			const n = 2000
+			var in strings.Builder
+			for i := range n {
+				name := fmt.Sprintf("f%04d", i)
+				must(t, os.WriteFile(filepath.Join(src, name), []byte(name), 0o644))
+				in.WriteString(batchLine(uint64(i+1), src, []string{name}, nil))
+			}
+			cmd := exec.Command(bin("rpush"), "--spool", spool, "--retries", "0", "--quiet", target)
+			cmd.Stdin = strings.NewReader(in.String())
+			must(t, cmd.Start())
+			entries := func() []string {
+				m, _ := filepath.Glob(filepath.Join(spool, "*.batch"))
+				return m
+			}
+			clitest.Eventually(t, fmt.Sprintf("%d spooled entries", after), func() bool { return len(entries()) >= after })
+			cmd.Process.Kill()
+			cmd.Wait()
+			spooled := entries()
+			// Each entry names its file; collect what failreplay must deliver.
+			var want []string
+			for _, e := range spooled {
+				b, err := os.ReadFile(e)
+				must(t, err)
+				for i := range n {
+					if name := fmt.Sprintf("f%04d", i); strings.Contains(string(b), `"`+name+`"`) {
+						want = append(want, name)
+						break
+					}
+				}
+			}
+			if len(want) != len(spooled) {
+				t.Fatalf("%d entries but %d named files", len(spooled), len(want))
+			}
+			must(t, os.MkdirAll(target, 0o755))
+			r := clitest.RunEnv(t, nil, "", bin("failreplay"), "--spool", spool)
+			if r.Code != 0 {
+				t.Fatalf("failreplay after kill -9: exit %d\n%s", r.Code, r.Stderr)
+			}
+			for _, name := range want {
+				if _, err := os.Stat(filepath.Join(target, name)); err != nil {
+					t.Errorf("spooled %s not replayed: %v", name, err)
+				}
+			}
+			if left := entries(); len(left) != 0 {
+				t.Errorf("entries left after replay: %v", left)
+			}
+			if q, _ := os.ReadDir(filepath.Join(spool, "quarantine")); len(q) != 0 {
+				t.Errorf("quarantined after a kill -9: %v", q)
+			}
+			t.Logf("killed after %d entries; %d replayed", after, len(want))
+		})
+	}
+}
+
+// TestSlowTargetNeverHoldsOthers: one target accepts connections and never
+// answers (a hung daemon). The local target beside it gets every batch at
+// once; the hung one's queue fills (--queue) and further batches are
+// spooled for it. SIGTERM then stops rpush within --grace: the stuck rsync
+// is killed and its batch spooled with the queued ones, exit 0 (a clean
+// stop: nothing is lost, all of it is in the spool).
+func TestSlowTargetNeverHoldsOthers(t *testing.T) {
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer hung.Close()
+	go func() {
+		var conns []net.Conn
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	src := t.TempDir()
+	local := t.TempDir()
+	spool := t.TempDir()
+	const n, queue = 12, 3
+	slow := fmt.Sprintf("rsync://u@127.0.0.1:%d/data/", hung.Addr().(*net.TCPAddr).Port)
+	cmd := exec.Command(bin("rpush"), "--spool", spool, "--queue", fmt.Sprint(queue), "--grace", "1s", "--timeout", "600", slow, local)
+	cmd.Env = append(os.Environ(), "RSYNC_PASSWORD=x")
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	out, errb := &clitest.Buffer{}, &clitest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errb
+	must(t, cmd.Start())
+	// results counts result lines per target and outcome.
+	results := func(target string, ok bool) int {
+		c := 0
+		for _, l := range strings.Split(out.String(), "\n") {
+			var rec event.Record
+			if event.Unmarshal([]byte(l), &rec) == nil && rec.Result.Target == target && rec.Result.OK == ok {
+				c++
+			}
+		}
+		return c
+	}
+	// One batch at a time, as evbatch would send them: each reaches the
+	// local target while the hung one holds its first batch.
+	for i := range n {
+		name := fmt.Sprintf("f%02d", i)
+		must(t, os.WriteFile(filepath.Join(src, name), []byte(name), 0o644))
+		_, err = stdin.Write([]byte(batchLine(uint64(i+1), src, []string{name}, nil)))
+		must(t, err)
+		clitest.Eventually(t, fmt.Sprintf("batch %d at the local target", i+1), func() bool { return results(local, true) == i+1 })
+	}
+	converge(t, src, local)
+	if got := strings.Count(out.String(), "target queue full"); got != n-queue-1 {
+		t.Errorf("%d queue-full results for the hung target, want %d", got, n-queue-1)
+	}
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("rpush after SIGTERM: %v\n%s", err, errb)
+		}
+	case <-time.After(clitest.Timeout()):
+		cmd.Process.Kill()
+		t.Fatalf("rpush did not stop within its grace period")
+	}
+	entries, _ := filepath.Glob(filepath.Join(spool, "*.batch"))
+	if len(entries) != n {
+		t.Fatalf("%d batches spooled for the hung target, want %d\nstdout %s\nstderr %s", len(entries), n, out, errb)
+	}
+	if !strings.Contains(errb.String(), fmt.Sprintf("%d batch(es) spooled", n)) {
+		t.Errorf("stderr: %s", errb)
+	}
+	stdin.Close()
 }

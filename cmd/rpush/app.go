@@ -49,6 +49,7 @@ type Config struct {
 	Init    bool
 	Strict  bool
 	Grace   time.Duration
+	Queue   int // batches waiting per target before further ones are spooled
 }
 
 func newApp() *cli.App {
@@ -57,6 +58,7 @@ func newApp() *cli.App {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print result lines for failures only"},
 		&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, let running rsyncs finish for this `DURATION`, then stop them and spool"},
 		&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 2 at the first malformed input line"},
+		&cli.IntFlag{Name: "queue", Value: 1024, Usage: "batches waiting per target; when a slow target has `N` waiting, further ones are spooled for it"},
 	)
 	return &cli.App{
 		Name:            "rpush",
@@ -77,7 +79,10 @@ func newApp() *cli.App {
 			if err != nil {
 				return err
 			}
-			cfg := &Config{Targets: targets, Quiet: c.Bool("quiet"), Init: c.Bool("init"), Strict: c.Bool("strict"), Grace: c.Duration("grace")}
+			cfg := &Config{Targets: targets, Quiet: c.Bool("quiet"), Init: c.Bool("init"), Strict: c.Bool("strict"), Grace: c.Duration("grace"), Queue: c.Int("queue")}
+			if cfg.Queue < 1 {
+				return base.Usagef("--queue must be at least 1")
+			}
 			signal.Ignore(syscall.SIGPIPE)
 			return run(c.Context, cfg, p, sp, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
@@ -88,6 +93,7 @@ func newApp() *cli.App {
 type state struct {
 	mu        sync.Mutex
 	spooled   int
+	spoolErrs int // batches that could not be spooled either
 	fatal     string            // a Config-class failure: everything else is spooled
 	stopped   map[string]string // root -> why it was stopped
 	pairs     map[spool.Pair]bool
@@ -139,6 +145,9 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		path, err := sp.Put(e)
 		st.mu.Lock()
 		st.spooled++
+		if err != nil {
+			st.spoolErrs++
+		}
 		st.mu.Unlock()
 		if err != nil {
 			log.Errorf("spool batch %d for %s: %v", b.Seq, t.Spec, err)
@@ -209,7 +218,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	workers := make([]*worker, len(cfg.Targets))
 	var wg sync.WaitGroup
 	for i, t := range cfg.Targets {
-		w := &worker{target: t, ch: make(chan *event.Batch, 1024), inited: map[string]bool{}}
+		w := &worker{target: t, ch: make(chan *event.Batch, cfg.Queue), inited: map[string]bool{}}
 		workers[i] = w
 		wg.Add(1)
 		go func() {
@@ -272,8 +281,15 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	switch {
 	case readErr != nil:
 		return readErr
-	case st.fatal != "" || len(st.stopped) > 0:
+	case st.fatal != "" || len(st.stopped) > 0 || st.spoolErrs > 0:
 		return base.Exit(exitError)
+	case ctx.Err() != nil:
+		// Stopped by a signal (systemctl stop): a clean stop, since
+		// everything not delivered is in the spool.
+		if st.spooled > 0 {
+			log.Infof("stopped: %d batch(es) spooled in %s for failreplay", st.spooled, sp.Dir)
+		}
+		return nil
 	case st.spooled > 0:
 		return (&base.Error{Code: exitPartial, Err: fmt.Errorf("%d batch(es) spooled in %s", st.spooled, sp.Dir)}).
 			WithHint("run failreplay --spool %s once the targets are back", sp.Dir)
