@@ -392,3 +392,37 @@ func TestSlowTargetNeverHoldsOthers(t *testing.T) {
 	}
 	stdin.Close()
 }
+
+// TestStatusFile: --status-file is rewritten while rpush runs and at exit,
+// per target, in JSON or (for *.prom) Prometheus text.
+func TestStatusFile(t *testing.T) {
+	d := newDaemon(t)
+	d.stop() // a dead target beside a good one
+	src, local, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+	in := batchLine(1, src, []string{"f"}, nil) + batchLine(2, src, []string{"f"}, nil)
+	dir := t.TempDir()
+	for _, name := range []string{"rpush.json", "rpush.prom"} {
+		file := filepath.Join(dir, name)
+		r := clitest.RunEnv(t, []string{"RSYNC_PASSWORD=" + password}, in, bin("rpush"), "--spool", spool, "--retries", "1",
+			"--backoff", "10ms", "--status-file", file, "--status-interval", "50ms", d.target(), local)
+		if r.Code != 3 {
+			t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
+		}
+		b, err := os.ReadFile(file)
+		must(t, err)
+		got := string(b)
+		var want []string
+		if name == "rpush.json" {
+			want = []string{`"batches_ok": 2`, `"batches_spooled": 2`, `"retries": 2`, `"spool_entries": 2`, `Connection refused`, `"last_success": null`}
+		} else {
+			want = []string{fmt.Sprintf("inopipe_batches_ok_total{target=%q} 2", local), fmt.Sprintf("inopipe_batches_spooled_total{target=%q} 2", d.target()), "inopipe_spool_entries"}
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s lacks %s:\n%s", name, w, got)
+			}
+		}
+		spool = t.TempDir()
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/inopipe/inopipe/internal/push"
 	"github.com/inopipe/inopipe/internal/rsync"
 	"github.com/inopipe/inopipe/internal/spool"
+	"github.com/inopipe/inopipe/internal/status"
 )
 
 // Exit codes.
@@ -50,6 +51,9 @@ type Config struct {
 	Strict  bool
 	Grace   time.Duration
 	Queue   int // batches waiting per target before further ones are spooled
+
+	StatusFile     string        // JSON (or Prometheus text for *.prom) per target
+	StatusInterval time.Duration // how often it is rewritten
 }
 
 func newApp() *cli.App {
@@ -58,6 +62,8 @@ func newApp() *cli.App {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print result lines for failures only"},
 		&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, let running rsyncs finish for this `DURATION`, then stop them and spool"},
 		&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 2 at the first malformed input line"},
+		&cli.StringFlag{Name: "status-file", Usage: "rewrite `FILE` atomically with per-target figures (JSON; Prometheus text if it ends in .prom)"},
+		&cli.DurationFlag{Name: "status-interval", Value: 5 * time.Second, Usage: "how often the --status-file is rewritten"},
 		&cli.IntFlag{Name: "queue", Value: 1024, Usage: "batches waiting per target; when a slow target has `N` waiting, further ones are spooled for it"},
 	)
 	return &cli.App{
@@ -79,7 +85,11 @@ func newApp() *cli.App {
 			if err != nil {
 				return err
 			}
-			cfg := &Config{Targets: targets, Quiet: c.Bool("quiet"), Init: c.Bool("init"), Strict: c.Bool("strict"), Grace: c.Duration("grace"), Queue: c.Int("queue")}
+			cfg := &Config{Targets: targets, Quiet: c.Bool("quiet"), Init: c.Bool("init"), Strict: c.Bool("strict"), Grace: c.Duration("grace"), Queue: c.Int("queue"),
+				StatusFile: c.String("status-file"), StatusInterval: c.Duration("status-interval")}
+			if cfg.StatusInterval <= 0 {
+				return base.Usagef("--status-interval must be positive")
+			}
 			if cfg.Queue < 1 {
 				return base.Usagef("--queue must be at least 1")
 			}
@@ -110,6 +120,39 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	log := &base.Log{Prog: "rpush", W: stderr}
 	p.Warnf = log.Warnf
 	st := &state{stopped: map[string]string{}, pairs: map[spool.Pair]bool{}}
+	var specs []string
+	for _, t := range cfg.Targets {
+		specs = append(specs, t.Spec)
+	}
+	track := status.New(time.Now(), specs)
+	writeStatus := func() {
+		if cfg.StatusFile == "" {
+			return
+		}
+		d := track.Snapshot(time.Now(), sp.Dir, sp.Count())
+		if err := status.WriteFile(cfg.StatusFile, status.Render(cfg.StatusFile, d)); err != nil {
+			log.Warnf("%v", err)
+		}
+	}
+	if cfg.StatusFile != "" {
+		writeStatus() // at once: monitoring sees rpush has started
+		tick := time.NewTicker(cfg.StatusInterval)
+		stopTick, tickDone := make(chan struct{}), make(chan struct{})
+		// The last write comes after the ticker's, so the file ends with
+		// the final figures.
+		defer func() { close(stopTick); <-tickDone; tick.Stop(); writeStatus() }()
+		go func() {
+			defer close(tickDone)
+			for {
+				select {
+				case <-tick.C:
+					writeStatus()
+				case <-stopTick:
+					return
+				}
+			}
+		}()
+	}
 	out := bufio.NewWriter(stdout)
 	var outMu sync.Mutex
 	emit := func(r *event.Result) {
@@ -181,6 +224,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		if r.Error != "" {
 			spoolIt(w.target, b, r, r.Error, rsync.ExitNotRun)
 			r.Exit = rsync.ExitNotRun
+			track.Done(w.target.Spec, b.Seq, time.Now(), false, r.Spooled != "", 0, 0, 0, r.Error)
 			emit(r)
 			return
 		}
@@ -212,6 +256,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 			}
 			spoolIt(w.target, b, r, rep.Err, rep.Exit)
 		}
+		track.Done(w.target.Spec, b.Seq, time.Now(), r.OK, r.Spooled != "", r.Paths, r.Bytes, r.Attempts, r.Error)
 		emit(r)
 	}
 
@@ -239,6 +284,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		defer dispMu.Unlock()
 		for _, w := range workers {
 			if !closed {
+				track.Queued(w.target.Spec, b.Seq, b.First)
 				select {
 				case w.ch <- b:
 					continue
@@ -251,6 +297,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 				r.Error = "not run: rpush is stopping"
 			}
 			spoolIt(w.target, b, r, r.Error, rsync.ExitNotRun)
+			track.Done(w.target.Spec, b.Seq, time.Now(), false, r.Spooled != "", 0, 0, 0, r.Error)
 			emit(r)
 		}
 	}

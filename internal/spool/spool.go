@@ -191,6 +191,21 @@ func (s *Spool) List() ([]string, error) {
 	return out, nil
 }
 
+// Count is the number of entries, without reading them (for monitoring).
+func (s *Spool) Count() int {
+	des, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), suffix) && de.Type().IsRegular() {
+			n++
+		}
+	}
+	return n
+}
+
 // Read loads one entry. A malformed file yields an error wrapping
 // ErrCorrupt.
 func (s *Spool) Read(path string) (*Entry, error) {

@@ -1,0 +1,207 @@
+// Package status keeps rpush's per-target figures and renders them for
+// monitoring: a JSON document (as lsyncd's status file, but machine
+// readable) or Prometheus text format for node_exporter's textfile
+// collector. Files are replaced atomically (temp file, fsync, rename), so
+// a reader never sees half a document.
+package status
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Target is what is known about one target.
+type Target struct {
+	Target         string     `json:"target"`
+	BatchesOK      int64      `json:"batches_ok"`
+	BatchesFailed  int64      `json:"batches_failed"`
+	BatchesSpooled int64      `json:"batches_spooled"`
+	Paths          int64      `json:"paths"`
+	Bytes          int64      `json:"bytes"`
+	Retries        int64      `json:"retries"`
+	LastSuccess    *time.Time `json:"last_success"`
+	LastFailure    *time.Time `json:"last_failure"`
+	LastError      string     `json:"last_error"`
+	Pending        int        `json:"pending"`     // batches queued or running
+	LagSeconds     float64    `json:"lag_seconds"` // age of the oldest pending batch's first event; 0 when idle
+}
+
+// Doc is the whole status document.
+type Doc struct {
+	Updated      time.Time `json:"updated"`
+	Started      time.Time `json:"started"`
+	PID          int       `json:"pid"`
+	Spool        string    `json:"spool"`
+	SpoolEntries int       `json:"spool_entries"` // undelivered batches waiting for failreplay (all targets)
+	Targets      []Target  `json:"targets"`
+}
+
+// Tracker collects figures from rpush's workers. It is safe for
+// concurrent use.
+type Tracker struct {
+	mu      sync.Mutex
+	started time.Time
+	order   []string
+	targets map[string]*Target
+	pending map[string]map[uint64]time.Time // target -> seq -> first event time
+}
+
+// New returns a tracker for targets, in the order given.
+func New(now time.Time, targets []string) *Tracker {
+	t := &Tracker{started: now, targets: map[string]*Target{}, pending: map[string]map[uint64]time.Time{}}
+	for _, n := range targets {
+		t.order = append(t.order, n)
+		t.targets[n] = &Target{Target: n}
+		t.pending[n] = map[uint64]time.Time{}
+	}
+	return t
+}
+
+// Queued records a batch handed to target's queue; first is the time of
+// its first event (the batch's age is the lag it stands for).
+func (t *Tracker) Queued(target string, seq uint64, first time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.pending[target]; ok {
+		p[seq] = first
+	}
+}
+
+// Done records the outcome of one (batch, target).
+func (t *Tracker) Done(target string, seq uint64, now time.Time, ok bool, spooled bool, paths int, bytes int64, attempts int, errMsg string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, found := t.targets[target]
+	if !found {
+		return
+	}
+	delete(t.pending[target], seq)
+	s.Paths += int64(paths)
+	s.Bytes += bytes
+	if attempts > 1 {
+		s.Retries += int64(attempts - 1)
+	}
+	if ok {
+		s.BatchesOK++
+		s.LastSuccess = &now
+		return
+	}
+	s.BatchesFailed++
+	if spooled {
+		s.BatchesSpooled++
+	}
+	s.LastFailure = &now
+	s.LastError = errMsg
+}
+
+// Snapshot returns the document as of now.
+func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries int) Doc {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := Doc{Updated: now, Started: t.started, PID: os.Getpid(), Spool: spool, SpoolEntries: spoolEntries}
+	for _, n := range t.order {
+		s := *t.targets[n]
+		s.Pending = len(t.pending[n])
+		for _, first := range t.pending[n] {
+			if !first.IsZero() {
+				s.LagSeconds = math.Max(s.LagSeconds, now.Sub(first).Seconds())
+			}
+		}
+		s.LagSeconds = math.Round(s.LagSeconds*1000) / 1000
+		d.Targets = append(d.Targets, s)
+	}
+	return d
+}
+
+// JSON renders d as an indented JSON document.
+func JSON(d Doc) []byte {
+	b, _ := json.MarshalIndent(d, "", "  ")
+	return append(b, '\n')
+}
+
+// Prometheus renders d in the Prometheus text exposition format.
+func Prometheus(d Doc) []byte {
+	var b strings.Builder
+	metric := func(name, typ, help string, val func(Target) float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for _, t := range d.Targets {
+			fmt.Fprintf(&b, "%s{target=%s} %s\n", name, label(t.Target), num(val(t)))
+		}
+	}
+	ts := func(p *time.Time) float64 {
+		if p == nil {
+			return 0
+		}
+		return float64(p.UnixNano()) / 1e9
+	}
+	metric("inopipe_batches_ok_total", "counter", "Batches delivered to the target.", func(t Target) float64 { return float64(t.BatchesOK) })
+	metric("inopipe_batches_failed_total", "counter", "Batches that failed for the target.", func(t Target) float64 { return float64(t.BatchesFailed) })
+	metric("inopipe_batches_spooled_total", "counter", "Failed batches written to the spool.", func(t Target) float64 { return float64(t.BatchesSpooled) })
+	metric("inopipe_paths_total", "counter", "Paths in delivered or attempted batches.", func(t Target) float64 { return float64(t.Paths) })
+	metric("inopipe_bytes_total", "counter", "Bytes rsync reported sent.", func(t Target) float64 { return float64(t.Bytes) })
+	metric("inopipe_retries_total", "counter", "rsync runs retried after a transient failure.", func(t Target) float64 { return float64(t.Retries) })
+	metric("inopipe_last_success_timestamp_seconds", "gauge", "Time of the last delivered batch (0: none yet).", func(t Target) float64 { return ts(t.LastSuccess) })
+	metric("inopipe_last_failure_timestamp_seconds", "gauge", "Time of the last failed batch (0: none).", func(t Target) float64 { return ts(t.LastFailure) })
+	metric("inopipe_pending_batches", "gauge", "Batches queued or running for the target.", func(t Target) float64 { return float64(t.Pending) })
+	metric("inopipe_lag_seconds", "gauge", "Age of the oldest pending batch's first event (0: idle).", func(t Target) float64 { return t.LagSeconds })
+	fmt.Fprintf(&b, "# HELP inopipe_spool_entries Undelivered batches waiting for failreplay.\n# TYPE inopipe_spool_entries gauge\ninopipe_spool_entries{spool=%s} %d\n", label(d.Spool), d.SpoolEntries)
+	fmt.Fprintf(&b, "# HELP inopipe_status_updated_timestamp_seconds When rpush last wrote this file.\n# TYPE inopipe_status_updated_timestamp_seconds gauge\ninopipe_status_updated_timestamp_seconds %s\n", num(float64(d.Updated.UnixNano())/1e9))
+	return []byte(b.String())
+}
+
+func num(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return fmt.Sprintf("%d", int64(f))
+	}
+	return fmt.Sprintf("%.3f", f)
+}
+
+// label quotes a label value: backslash, double quote and newline escaped.
+func label(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// Render picks the format by the file name: ".prom" is Prometheus text,
+// anything else JSON.
+func Render(path string, d Doc) []byte {
+	if strings.HasSuffix(path, ".prom") {
+		return Prometheus(d)
+	}
+	return JSON(d)
+}
+
+// WriteFile replaces path atomically with data (mode 0644: monitoring
+// reads it; it holds no secrets, only target names and errors).
+func WriteFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("status file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("status file %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("status file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("status file %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("status file %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package status
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTrackerAndRender(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	tr := New(t0, []string{"backup::data", `odd"name\`})
+	tr.Queued("backup::data", 1, t0)
+	tr.Queued("backup::data", 2, t0.Add(2*time.Second))
+	tr.Done("backup::data", 1, t0.Add(3*time.Second), true, false, 10, 4096, 1, "")
+	tr.Queued(`odd"name\`, 1, t0)
+	tr.Done(`odd"name\`, 1, t0.Add(4*time.Second), false, true, 10, 0, 4, "rsync exit 10: connection refused")
+	tr.Queued("unknown", 9, t0) // ignored, never panics
+	d := tr.Snapshot(t0.Add(5*time.Second), "/var/spool/inopipe", 1)
+
+	a, b := d.Targets[0], d.Targets[1]
+	if a.BatchesOK != 1 || a.Pending != 1 || a.LagSeconds != 3 || a.Bytes != 4096 || a.LastSuccess == nil || a.LastFailure != nil {
+		t.Errorf("backup::data: %+v", a)
+	}
+	if b.BatchesFailed != 1 || b.BatchesSpooled != 1 || b.Retries != 3 || b.Pending != 0 || b.LagSeconds != 0 || b.LastError == "" {
+		t.Errorf("odd: %+v", b)
+	}
+	j := string(JSON(d))
+	for _, want := range []string{`"lag_seconds": 3`, `"last_success": "2026-11-21T10:00:03Z"`, `"last_failure": null`, `"spool_entries": 1`} {
+		if !strings.Contains(j, want) {
+			t.Errorf("JSON lacks %s:\n%s", want, j)
+		}
+	}
+	p := string(Prometheus(d))
+	for _, want := range []string{
+		`inopipe_batches_ok_total{target="backup::data"} 1`,
+		`inopipe_retries_total{target="odd\"name\\"} 3`,
+		`inopipe_last_success_timestamp_seconds{target="backup::data"} 1795255203`,
+		`inopipe_lag_seconds{target="backup::data"} 3`,
+		`inopipe_spool_entries{spool="/var/spool/inopipe"} 1`,
+		"# TYPE inopipe_bytes_total counter",
+	} {
+		if !strings.Contains(p, want+"\n") {
+			t.Errorf("Prometheus lacks %s:\n%s", want, p)
+		}
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rpush.prom")
+	for _, body := range []string{"one\n", "two\n"} {
+		if err := WriteFile(path, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != body {
+			t.Errorf("got %q", b)
+		}
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 1 {
+		t.Errorf("temp files left: %v", des)
+	}
+	if err := WriteFile(filepath.Join(dir, "no/such/dir/x"), nil); err == nil || !strings.Contains(err.Error(), "status file") {
+		t.Errorf("err = %v", err)
+	}
+}
