@@ -1,0 +1,501 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+// The acceptance harness: a solution (bench/solutions/*.sh) replicates a
+// source tree to an auth rsync daemon on 127.0.0.1 through a workload; the
+// harness waits until the target equals the source (names, types, sizes,
+// mtimes, modes, symlink targets, then content hashes) and reports
+// convergence time from workload start, lag after workload end, CPU
+// seconds and peak RSS of the solution's process group.
+//
+// make test runs every workload once at a small size for inopipe (which
+// must converge on all of them) and the burst for every solution (to keep
+// the scripts honest); make bench runs the whole matrix at full size,
+// medians of INOPIPE_BENCH_RUNS runs, into bench/SOLUTIONS.md.
+
+const window = 200 * time.Millisecond
+
+var solutions = []string{"inopipe", "lsyncd", "classic", "perfile"}
+
+// solution is one running solution: a process group.
+type solution struct {
+	name    string
+	cmd     *exec.Cmd
+	env     []string
+	stderr  *clitest.Buffer
+	cpu     float64 // seconds, sampled over the group
+	peakRSS int64   // KiB, sum over the group, peak of samples
+	carried float64 // CPU of an earlier incarnation (kill -9 and restart)
+	done    chan struct{}
+	stop    chan struct{}
+	sampled chan struct{}
+}
+
+type setup struct {
+	d     *daemon
+	src   string
+	spool string
+	cwd   string // where the solution runs: a command in a name would land here
+	jobs  int
+}
+
+func (s *setup) start(t *testing.T, name string) *solution {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("../bench/solutions", name+".sh"))
+	must(t, err)
+	sol := &solution{name: name, stderr: &clitest.Buffer{}, done: make(chan struct{}), stop: make(chan struct{}), sampled: make(chan struct{})}
+	sol.env = append(os.Environ(),
+		"SRC="+s.src, "TARGET="+s.d.target(), "PASSFILE="+s.d.passFile, "RSYNC_PASSWORD="+password,
+		"WINDOW="+window.String(), fmt.Sprintf("WINDOW_S=%g", window.Seconds()), "JOBS="+strconv.Itoa(s.jobs),
+		"SPOOL="+s.spool, "BIN="+binDir)
+	sol.cmd = exec.Command(script)
+	sol.cmd.Env, sol.cmd.Dir, sol.cmd.Stderr = sol.env, s.cwd, sol.stderr
+	sol.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(t, sol.cmd.Start())
+	go sol.sample()
+	t.Cleanup(func() { sol.kill() })
+	ndirs := 0
+	filepath.WalkDir(s.src, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			ndirs++
+		}
+		return nil
+	})
+	clitest.Eventually(t, name+" watching every directory", func() bool { return sol.watches() >= ndirs })
+	return sol
+}
+
+// members lists the pids of the solution's process group.
+func (s *solution) members() []int {
+	pgid := s.cmd.Process.Pid
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err == nil && g == pgid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// watches counts inotify watches held by the group.
+func (s *solution) watches() int {
+	n := 0
+	for _, pid := range s.members() {
+		fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
+		for _, fd := range fds {
+			b, _ := os.ReadFile(fd)
+			n += bytes.Count(b, []byte("inotify wd:"))
+		}
+	}
+	return n
+}
+
+// sample polls the group's CPU (own + reaped children) and resident size.
+func (s *solution) sample() {
+	defer close(s.sampled)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	hz := 100.0 // USER_HZ on Linux
+	for {
+		var cpu float64
+		var rss int64
+		for _, pid := range s.members() {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+			if len(f) > 21 {
+				for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+					v, _ := strconv.ParseFloat(f[i], 64)
+					cpu += v / hz
+				}
+				pages, _ := strconv.ParseInt(f[21], 10, 64)
+				rss += pages * int64(os.Getpagesize()) / 1024
+			}
+		}
+		if cpu > s.cpu {
+			s.cpu = cpu
+		}
+		if rss > s.peakRSS {
+			s.peakRSS = rss
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// kill stops the whole group (as systemd would) and waits for it.
+func (s *solution) kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	close(s.done)
+	close(s.stop)
+	<-s.sampled
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	w := make(chan struct{})
+	go func() { s.cmd.Wait(); close(w) }()
+	select {
+	case <-w:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-w
+	}
+	// stragglers that left the script (rsync children)
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// killStage kill -9s the group member named comm (one pipeline stage).
+func (s *solution) killStage(t *testing.T, comm string) {
+	t.Helper()
+	for _, pid := range s.members() {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(b)) == comm {
+			must(t, syscall.Kill(pid, syscall.SIGKILL))
+			return
+		}
+	}
+	t.Fatalf("%s: no process %s in the group", s.name, comm)
+}
+
+// meta describes a tree without reading file contents (cheap to poll).
+func meta(root string) map[string]string {
+	out := map[string]string{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(p, &st) != nil {
+			return nil
+		}
+		desc := fmt.Sprintf("%o", st.Mode)
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFREG:
+			desc += fmt.Sprintf(" %d %d", st.Size, st.Mtim.Sec)
+		case syscall.S_IFLNK:
+			l, _ := os.Readlink(p)
+			desc += " -> " + l
+		}
+		out[rel] = desc
+		return nil
+	})
+	return out
+}
+
+func sameMeta(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func sameContent(src, dst string, m map[string]string) bool {
+	for rel, desc := range m {
+		if !strings.HasPrefix(desc, "100") {
+			continue
+		}
+		a, err1 := os.ReadFile(filepath.Join(src, rel))
+		b, err2 := os.ReadFile(filepath.Join(dst, rel))
+		if err1 != nil || err2 != nil || sha256.Sum256(a) != sha256.Sum256(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitConverged polls until dst equals src or the limit passes; it
+// returns when the trees became equal (the time of the metadata match
+// that the content check then confirmed).
+func waitConverged(src, dst string, limit time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(limit)
+	for {
+		at := time.Now()
+		m := meta(src)
+		if sameMeta(m, meta(dst)) && sameContent(src, dst, m) {
+			return at, true
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// outcome of one (solution, workload) run.
+type outcome struct {
+	converged     bool
+	converge, lag time.Duration
+	cpu           float64
+	rssKiB        int64
+	note          string
+}
+
+// workload prepares the source (before the solution starts) and then
+// changes it; it may stop/start the daemon or the solution.
+type workload struct {
+	name    string
+	prepare func(t *testing.T, src string, n int)
+	run     func(t *testing.T, e *env, n int)
+	small   int // size in make test
+	full    int // size in make bench
+}
+
+// env is what a workload can act on.
+type env struct {
+	setup
+	sol  *solution
+	name string
+}
+
+func writeFile(t *testing.T, p string, size int, seed int) {
+	t.Helper()
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = byte(seed*7 + i*13)
+	}
+	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	must(t, os.WriteFile(p, b, 0o644))
+}
+
+var workloads = []workload{
+	{name: "burst of 100 KiB files", small: 300, full: 3000,
+		run: func(t *testing.T, e *env, n int) {
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("burst/d%02d/f%05d", i%30, i)), 100<<10, i)
+			}
+		}},
+	{name: "mkdir -p storm + writes", small: 100, full: 1000,
+		run: func(t *testing.T, e *env, n int) {
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("storm/s%d/a/b/c/d/e/f", i)), 100, i)
+			}
+		}},
+	{name: "hostile names", small: 1, full: 1,
+		run: func(t *testing.T, e *env, n int) {
+			dir := filepath.Join(e.src, "hostile")
+			must(t, os.Mkdir(dir, 0o755))
+			for _, name := range hostileNames {
+				must(t, os.WriteFile(filepath.Join(dir, name), []byte(name), 0o644))
+			}
+			must(t, os.Symlink("with space", filepath.Join(dir, "link")))
+			must(t, os.Mkdir(filepath.Join(dir, "sub dir $(touch PWNED)"), 0o755))
+			must(t, os.WriteFile(filepath.Join(dir, "sub dir $(touch PWNED)", "x"), nil, 0o644))
+		}},
+	{name: "editor saves", small: 30, full: 300,
+		run: func(t *testing.T, e *env, n int) {
+			for i := range n {
+				page := filepath.Join(e.src, fmt.Sprintf("site/page%d.html", i%10))
+				swp := filepath.Join(filepath.Dir(page), "."+filepath.Base(page)+".swp")
+				writeFile(t, swp, 100, i)
+				writeFile(t, page+".tmp", 1000+i, i)
+				must(t, os.Rename(page+".tmp", page))
+				must(t, os.Remove(swp))
+			}
+		}},
+	{name: "mass delete", small: 1000, full: 10000,
+		prepare: func(t *testing.T, src string, n int) {
+			for i := range n {
+				writeFile(t, filepath.Join(src, fmt.Sprintf("del/d%02d/f%05d", i%20, i)), 100, i)
+			}
+		},
+		run: func(t *testing.T, e *env, n int) {
+			for i := range n / 2 {
+				must(t, os.Remove(filepath.Join(e.src, fmt.Sprintf("del/d%02d/f%05d", i%20, i))))
+			}
+			for d := range 10 {
+				must(t, os.RemoveAll(filepath.Join(e.src, fmt.Sprintf("del/d%02d", d))))
+			}
+		}},
+	{name: "big dir renames", small: 2000, full: 20000,
+		prepare: func(t *testing.T, src string, n int) {
+			for i := range n {
+				writeFile(t, filepath.Join(src, fmt.Sprintf("big/sub%d/f%05d", i%10, i)), 100, i)
+			}
+		},
+		run: func(t *testing.T, e *env, n int) {
+			must(t, os.Rename(filepath.Join(e.src, "big"), filepath.Join(e.src, "big-renamed")))
+			must(t, os.Rename(filepath.Join(e.src, "big-renamed/sub3"), filepath.Join(e.src, "moved-out")))
+		}},
+	{name: "large tree, few changes", small: 5000, full: 50000,
+		prepare: func(t *testing.T, src string, n int) {
+			for i := range n {
+				writeFile(t, filepath.Join(src, fmt.Sprintf("tree/d%03d/f%05d", i%100, i)), 64, i)
+			}
+		},
+		run: func(t *testing.T, e *env, n int) {
+			for i := range 5 {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("tree/d%03d/f%05d", i*17, i*17)), 80, -i)
+			}
+		}},
+	{name: "queue overflow", small: 3000, full: 20000,
+		run: func(t *testing.T, e *env, n int) {
+			// The solution was started with max_queued_events at 64 (see
+			// overflowLimit); thousands of creates overflow its queue.
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("ovf/d%02d/f%05d", i%50, i)), 10, i)
+			}
+		}},
+	{name: "daemon down, back up", small: 50, full: 500,
+		run: func(t *testing.T, e *env, n int) {
+			e.d.stop()
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("down/f%04d", i)), 1000, i)
+			}
+			must(t, os.RemoveAll(filepath.Join(e.src, "down/f0000")))
+			time.Sleep(2 * window) // let the solution try and fail (nothing to wait for)
+			e.d.start(t)
+			if e.name == "inopipe" {
+				// what failreplay.timer does
+				r := clitest.RunEnv(t, nil, "", bin("failreplay"), "--spool", e.spool, "--password-file", e.d.passFile)
+				if r.Code != 0 && r.Code != 3 {
+					t.Logf("failreplay: %d %s", r.Code, r.Stderr)
+				}
+			}
+		}},
+	{name: "kill -9 of a stage, restart", small: 50, full: 500,
+		run: func(t *testing.T, e *env, n int) {
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("k9/a%04d", i)), 1000, i)
+			}
+			victim := map[string]string{"inopipe": "evbatch", "lsyncd": "lsyncd", "classic": "inotifywait", "perfile": "inotifywait"}[e.name]
+			e.sol.killStage(t, victim)
+			e.sol.kill() // the supervisor (systemd) stops what is left
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("k9/b%04d", i)), 1000, i)
+			}
+			cpu, rss := e.sol.cpu, e.sol.peakRSS
+			e.sol = e.setup.start(t, e.name)        // and restarts it
+			e.sol.carried, e.sol.peakRSS = cpu, rss // the sampler keeps the max
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("k9/c%04d", i)), 1000, i)
+			}
+		}},
+}
+
+const overflowLimit = 64
+
+// runOne runs one (solution, workload) at size n in fresh dirs.
+func runOne(t *testing.T, solName string, w workload, n int, limit time.Duration) outcome {
+	t.Helper()
+	s := setup{d: newDaemon(t), src: t.TempDir(), spool: t.TempDir(), cwd: t.TempDir(), jobs: 2}
+	if w.prepare != nil {
+		w.prepare(t, s.src, n)
+	}
+	// Both trees equal before the solution starts (an operator's initial
+	// copy), so the run measures replication, not the first full sync.
+	out, err := exec.Command("rsync", "-a", s.src+"/", s.d.module+"/").CombinedOutput()
+	if err != nil {
+		t.Fatalf("initial copy: %v %s", err, out)
+	}
+	if w.name == "queue overflow" {
+		restore := setQueueLimit(t, overflowLimit)
+		e := &env{setup: s, name: solName, sol: s.start(t, solName)}
+		restore()
+		return measure(t, e, w, n, limit)
+	}
+	e := &env{setup: s, name: solName, sol: s.start(t, solName)}
+	return measure(t, e, w, n, limit)
+}
+
+func measure(t *testing.T, e *env, w workload, n int, limit time.Duration) outcome {
+	start := time.Now()
+	w.run(t, e, n)
+	end := time.Now()
+	at, ok := waitConverged(e.src, e.d.module, limit)
+	e.sol.kill()
+	o := outcome{converged: ok, cpu: e.sol.cpu + e.sol.carried, rssKiB: e.sol.peakRSS}
+	if ok {
+		o.converge, o.lag = at.Sub(start), max(0, at.Sub(end))
+	}
+	for _, d := range []string{e.cwd, e.src, e.d.module, e.spool} {
+		for _, p := range []string{"PWNED", "PWNED2"} {
+			if _, err := os.Stat(filepath.Join(d, p)); err == nil {
+				o.note = "a command in a file name RAN"
+				t.Errorf("%s/%s: a command in a file name ran (%s)", e.name, w.name, filepath.Join(d, p))
+			}
+		}
+	}
+	return o
+}
+
+// setQueueLimit lowers fs.inotify.max_queued_events for the inotify
+// instances created until restore is called (the limit is taken when an
+// instance is created). Needs root; the test is skipped otherwise.
+func setQueueLimit(t *testing.T, n int) (restore func()) {
+	const p = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(p)
+	must(t, err)
+	if err := os.WriteFile(p, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		t.Skipf("cannot lower %s (needs root): %v", p, err)
+	}
+	done := false
+	restore = func() {
+		if !done {
+			done = true
+			os.WriteFile(p, old, 0o644)
+		}
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
+// TestAcceptance (make test): inopipe converges on every workload at a
+// small size; every solution script works on the burst.
+func TestAcceptance(t *testing.T) {
+	for _, w := range workloads {
+		t.Run("inopipe/"+w.name, func(t *testing.T) {
+			o := runOne(t, "inopipe", w, w.small, clitest.Timeout())
+			if !o.converged {
+				t.Fatalf("inopipe did not converge on %q", w.name)
+			}
+			t.Logf("converged in %v (lag %v), cpu %.2fs, peak rss %d KiB", o.converge.Round(time.Millisecond), o.lag.Round(time.Millisecond), o.cpu, o.rssKiB)
+		})
+	}
+	for _, sol := range solutions[1:] {
+		t.Run(sol+"/"+workloads[0].name, func(t *testing.T) {
+			o := runOne(t, sol, workloads[0], workloads[0].small, clitest.Timeout())
+			if !o.converged {
+				t.Fatalf("%s did not converge on the plain burst: its script is broken\n", sol)
+			}
+		})
+	}
+}
