@@ -499,3 +499,88 @@ func TestAcceptance(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchSolutions (make bench): the whole matrix at full size, medians
+// of INOPIPE_BENCH_RUNS runs, plus one ideal `rsync --files-from` of
+// exactly the burst's files in the same run, as a table.
+func TestBenchSolutions(t *testing.T) {
+	runs := benchRuns(t)
+	limit := 60 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("INOPIPE_BENCH_LIMIT")); err == nil {
+		limit = v
+	}
+	type cell struct{ outs []outcome }
+	cells := map[string]*cell{}
+	for _, w := range workloads {
+		n := benchSize(w.full, w.small)
+		for _, sol := range solutions {
+			c := &cell{}
+			cells[sol+"/"+w.name] = c
+			for range runs {
+				t.Run(sol+"/"+w.name, func(t *testing.T) {
+					c.outs = append(c.outs, runOne(t, sol, w, n, limit))
+				})
+			}
+		}
+	}
+	// The anchor: one ideal rsync of exactly the burst's files.
+	var ideal []float64
+	for range runs {
+		t.Run("ideal", func(t *testing.T) {
+			d := newDaemon(t)
+			src := t.TempDir()
+			n := benchSize(workloads[0].full, workloads[0].small)
+			var list []string
+			start := time.Now()
+			for i := range n {
+				rel := fmt.Sprintf("burst/d%02d/f%05d", i%30, i)
+				writeFile(t, filepath.Join(src, rel), 100<<10, i)
+				list = append(list, rel)
+			}
+			cmd := exec.Command("rsync", "-a", "--from0", "--files-from=-", "--sockopts=TCP_NODELAY", src+"/", d.target())
+			cmd.Env = append(os.Environ(), "RSYNC_PASSWORD="+password)
+			cmd.Stdin = bytes.NewReader([]byte(strings.Join(list, "\x00")))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("ideal rsync: %v %s", err, out)
+			}
+			// writing the files and then one rsync of them: the best any
+			// solution could do on this workload
+			ideal = append(ideal, time.Since(start).Seconds())
+		})
+	}
+	var rows [][]string
+	for _, w := range workloads {
+		for _, sol := range solutions {
+			c := cells[sol+"/"+w.name]
+			conv, ok := 0, 0
+			var ct, lag, cpu []float64
+			var rss []float64
+			note := ""
+			for _, o := range c.outs {
+				if o.converged {
+					ok++
+					ct = append(ct, o.converge.Seconds())
+					lag = append(lag, o.lag.Seconds())
+				}
+				cpu = append(cpu, o.cpu)
+				rss = append(rss, float64(o.rssKiB))
+				if o.note != "" {
+					note = o.note
+				}
+				conv++
+			}
+			row := []string{w.name, sol, fmt.Sprintf("%d/%d", ok, conv)}
+			if ok > 0 {
+				row = append(row, fmt.Sprintf("%.2f s", median(ct)), fmt.Sprintf("%.2f s", median(lag)))
+			} else {
+				row = append(row, "—", "—")
+			}
+			row = append(row, fmt.Sprintf("%.2f s", median(cpu)), fmt.Sprintf("%.0f MiB", median(rss)/1024), note)
+			rows = append(rows, row)
+		}
+	}
+	report(t, fmt.Sprintf("Solutions × workloads (full size, median of %d, limit %v; window %v, -j/maxProcesses 2)", runs, limit, window),
+		[]string{"workload", "solution", "converged", "convergence", "lag", "CPU", "peak RSS", "note"}, rows)
+	report(t, "Anchor: write the burst, then one ideal rsync --files-from of exactly those files",
+		[]string{"run", "time"}, [][]string{{"ideal", fmt.Sprintf("%.2f s", median(ideal))}})
+}

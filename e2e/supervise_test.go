@@ -178,10 +178,7 @@ func TestSystemdUnits(t *testing.T) {
 		must(t, err)
 		s := strings.ReplaceAll(string(b), "/usr/local/bin/inopipe-run", run)
 		s = strings.ReplaceAll(s, "/usr/local/bin/", binDir+"/")
-		name := filepath.Base(u)
-		if name == "inopipe@.service" {
-			name = "inopipe@test.service"
-		}
+		name := strings.Replace(filepath.Base(u), "@.", "@test.", 1)
 		must(t, os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644))
 		args = append(args, filepath.Join(dir, name))
 	}

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The parts of sersync's confxml.xml (format 2.5) that mean something for
+// replication. Attribute names are sersync's own.
+type onOff struct {
+	Start string `xml:"start,attr"`
+}
+
+func (o *onOff) on() bool { return o != nil && strings.EqualFold(o.Start, "true") }
+
+type expr struct {
+	Expression string `xml:"expression,attr"`
+}
+
+type config struct {
+	XMLName xml.Name `xml:"head"`
+	Version string   `xml:"version,attr"`
+	Filter  struct {
+		onOff
+		Exclude []expr `xml:"exclude"`
+	} `xml:"filter"`
+	Inotify struct {
+		Delete       *onOff `xml:"delete"`
+		CreateFolder *onOff `xml:"createFolder"`
+		CreateFile   *onOff `xml:"createFile"`
+		CloseWrite   *onOff `xml:"closeWrite"`
+		MoveFrom     *onOff `xml:"moveFrom"`
+		MoveTo       *onOff `xml:"moveTo"`
+		Attrib       *onOff `xml:"attrib"`
+		Modify       *onOff `xml:"modify"`
+	} `xml:"inotify"`
+	Sersync struct {
+		LocalPath []struct {
+			Watch  string `xml:"watch,attr"`
+			Remote []struct {
+				IP   string `xml:"ip,attr"`
+				Name string `xml:"name,attr"`
+			} `xml:"remote"`
+		} `xml:"localpath"`
+		Rsync struct {
+			CommonParams struct {
+				Params string `xml:"params,attr"`
+			} `xml:"commonParams"`
+			Auth struct {
+				onOff
+				Users        string `xml:"users,attr"`
+				PasswordFile string `xml:"passwordfile,attr"`
+			} `xml:"auth"`
+			Port struct {
+				onOff
+				Port string `xml:"port,attr"`
+			} `xml:"userDefinedPort"`
+			Timeout struct {
+				onOff
+				Time string `xml:"time,attr"`
+			} `xml:"timeout"`
+			SSH onOff `xml:"ssh"`
+		} `xml:"rsync"`
+		FailLog struct {
+			Path          string `xml:"path,attr"`
+			TimeToExecute string `xml:"timeToExecute,attr"`
+		} `xml:"failLog"`
+		Crontab struct {
+			onOff
+			Schedule string `xml:"schedule,attr"`
+			Filter   struct {
+				onOff
+				Exclude []expr `xml:"exclude"`
+			} `xml:"crontabfilter"`
+		} `xml:"crontab"`
+		Plugin struct {
+			onOff
+			Name string `xml:"name,attr"`
+		} `xml:"plugin"`
+	} `xml:"sersync"`
+	Plugins []struct {
+		Name string `xml:"name,attr"`
+	} `xml:"plugin"`
+}
+
+// setting is one line of the env file, with an optional comment above.
+type setting struct{ key, value, comment string }
+
+// result is the conversion: env file lines, timer/cron advice, warnings.
+type result struct {
+	settings []setting
+	schedule []string // comment lines: timers and cron
+	warnings []string
+}
+
+func (r *result) set(key, value, comment string) {
+	r.settings = append(r.settings, setting{key, value, comment})
+}
+
+func (r *result) warnf(format string, a ...any) {
+	r.warnings = append(r.warnings, fmt.Sprintf(format, a...))
+}
+
+// parse reads confxml.xml. sersync ships it as ISO-8859-1.
+func parse(data []byte) (*config, error) {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	d.CharsetReader = func(charset string, in io.Reader) (io.Reader, error) {
+		switch strings.ToLower(charset) {
+		case "iso-8859-1", "latin1", "latin-1":
+			b, err := io.ReadAll(in)
+			if err != nil {
+				return nil, err
+			}
+			var out []byte
+			for _, c := range b {
+				out = utf8.AppendRune(out, rune(c))
+			}
+			return bytes.NewReader(out), nil
+		case "gbk", "gb2312", "gb18030":
+			return nil, fmt.Errorf("encoding %q: convert the file to UTF-8 first (iconv -f %s -t UTF-8)", charset, charset)
+		}
+		return nil, fmt.Errorf("unsupported encoding %q", charset)
+	}
+	var c config
+	if err := d.Decode(&c); err != nil {
+		return nil, err
+	}
+	if c.Version != "" && c.Version != "2.5" {
+		return &c, fmt.Errorf("format version %q (this reads sersync's 2.5 format)", c.Version)
+	}
+	return &c, nil
+}
+
+// rsync options rpush sets itself, or that only change rsync's own output.
+const coreLetters = "artlpgoDv"
+
+// convert maps a parsed config to inopipe settings.
+func convert(c *config, name, spool string) (*result, error) {
+	r := &result{}
+	s := &c.Sersync
+	if len(s.LocalPath) == 0 || s.LocalPath[0].Watch == "" {
+		return nil, fmt.Errorf("no <sersync><localpath watch=...>: nothing to replicate")
+	}
+	lp := s.LocalPath[0]
+	if len(s.LocalPath) > 1 {
+		r.warnf("%d <localpath> elements: only the first (%s) is converted; run sersync2inopipe per directory with a copy of the file", len(s.LocalPath), lp.Watch)
+	}
+	r.set("SOURCE", lp.Watch, "the watched directory (<localpath watch>)")
+
+	// Targets.
+	user := ""
+	if s.Rsync.Auth.on() && s.Rsync.Auth.Users != "" {
+		user = s.Rsync.Auth.Users + "@"
+	}
+	var targets []string
+	for _, rm := range lp.Remote {
+		if rm.IP == "" || rm.Name == "" {
+			r.warnf("<remote ip=%q name=%q> skipped: both are needed", rm.IP, rm.Name)
+			continue
+		}
+		switch {
+		case s.Rsync.SSH.on():
+			// <auth users> is the daemon's user; ssh logs in as itself
+			targets = append(targets, fmt.Sprintf("%s:%s", rm.IP, rm.Name))
+		case s.Rsync.Port.on() && s.Rsync.Port.Port != "":
+			targets = append(targets, fmt.Sprintf("rsync://%s%s:%s/%s/", user, rm.IP, s.Rsync.Port.Port, rm.Name))
+		default:
+			targets = append(targets, fmt.Sprintf("%s%s::%s", user, rm.IP, rm.Name))
+		}
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("no usable <remote ip name> under <localpath watch=%q>", lp.Watch)
+	}
+	r.set("TARGETS", strings.Join(targets, " "), "one per <remote>; rpush serves them in parallel, each with its own queue")
+	if s.Rsync.Auth.on() && s.Rsync.Auth.PasswordFile != "" {
+		if s.Rsync.SSH.on() {
+			r.warnf("<auth users/passwordfile> are for rsync daemons and <ssh start=true> is set: ignored (ssh logs in with its own user and key; set them in ~/.ssh/config or RPUSH_OPTS=-e ...)")
+		} else {
+			r.set("PASSWORD_FILE", s.Rsync.Auth.PasswordFile, "<auth passwordfile>: must be mode 0600 and owned by the user running inopipe")
+		}
+	}
+
+	// rsync options.
+	var rsyncOpts, rpushOpts []string
+	for _, w := range strings.Fields(s.Rsync.CommonParams.Params) {
+		switch {
+		case strings.HasPrefix(w, "--"):
+			if w == "--delete" || strings.HasPrefix(w, "--delete-") || w == "--recursive" || w == "--archive" {
+				continue
+			}
+			rsyncOpts = append(rsyncOpts, w)
+		case strings.HasPrefix(w, "-"):
+			keep := ""
+			for _, l := range w[1:] {
+				switch {
+				case strings.ContainsRune(coreLetters, l):
+				case l == 'u':
+					r.warnf("commonParams -u (--update) dropped: it skips files that are newer on the target, so a target can stay different from the source; add --rsync-opts -u yourself if you rely on it")
+				default:
+					keep += string(l)
+				}
+			}
+			if keep != "" {
+				rsyncOpts = append(rsyncOpts, "-"+keep)
+			}
+		default:
+			r.warnf("commonParams word %q is not an option: dropped", w)
+		}
+	}
+	if s.Rsync.Timeout.on() {
+		if _, err := strconv.Atoi(s.Rsync.Timeout.Time); err != nil {
+			r.warnf("<timeout time=%q> is not a number of seconds: ignored", s.Rsync.Timeout.Time)
+		} else {
+			rpushOpts = append(rpushOpts, "--timeout", s.Rsync.Timeout.Time)
+		}
+	}
+	if c.Inotify.Delete != nil && !c.Inotify.Delete.on() {
+		rpushOpts = append(rpushOpts, "--delete=false")
+	}
+	// The full sync's filter: as rsync excludes, which apply to every run.
+	if s.Crontab.on() && s.Crontab.Filter.on() {
+		for _, e := range s.Crontab.Filter.Exclude {
+			if e.Expression != "" {
+				rsyncOpts = append(rsyncOpts, "--exclude="+e.Expression)
+			}
+		}
+		r.warnf("<crontabfilter> patterns became rsync --exclude options in RSYNC_OPTS: they apply to every run, real-time and full (which is what they are for when they mirror <filter>)")
+	}
+	if len(rsyncOpts) > 0 {
+		for _, o := range rsyncOpts {
+			if strings.ContainsAny(o, " \t'\"\\;|&<>`$") {
+				r.warnf("rsync option %q contains a blank or shell character: check RSYNC_OPTS quoting (rpush splits it like a shell, never runs one, and refuses ; | & < >)", o)
+			}
+		}
+		r.set("RSYNC_OPTS", strings.Join(rsyncOpts, " "), "extra rsync options from <commonParams> (rpush sets -a -r --delete... itself)")
+	}
+	if len(rpushOpts) > 0 {
+		r.set("RPUSH_OPTS", strings.Join(rpushOpts, " "), "")
+	}
+
+	// Filters.
+	if c.Filter.on() {
+		var x []string
+		for _, e := range c.Filter.Exclude {
+			if e.Expression == "" {
+				continue
+			}
+			if strings.ContainsAny(e.Expression, " \t") {
+				r.warnf("exclude %q contains a blank: put it in a file and use EVFILTER_OPTS=--exclude-from FILE", e.Expression)
+				continue
+			}
+			if _, err := regexp.Compile(e.Expression); err != nil {
+				r.warnf("exclude %q is not a valid regular expression here (%v): skipped", e.Expression, err)
+				continue
+			}
+			x = append(x, "-x", e.Expression)
+		}
+		if len(x) > 0 {
+			r.set("EVFILTER_OPTS", "--temp "+strings.Join(x, " "), "<filter> excludes: regular expressions on the path relative to SOURCE, as sersync; --temp also drops editor temp files")
+		}
+	} else {
+		r.set("EVFILTER_OPTS", "--temp", "editor swap and temp files never reach the targets")
+	}
+
+	// Event switches: inopipe needs them all to converge.
+	for _, sw := range []struct {
+		name string
+		v    *onOff
+	}{{"createFolder", c.Inotify.CreateFolder}, {"closeWrite", c.Inotify.CloseWrite}, {"moveFrom", c.Inotify.MoveFrom}, {"moveTo", c.Inotify.MoveTo}} {
+		if sw.v != nil && !sw.v.on() {
+			r.warnf("<inotify><%s start=false> has no equivalent: inopipe always follows these events, or a target would drift from the source", sw.name)
+		}
+	}
+	r.set("SPOOL", spool, "undelivered batches (sersync's failLog, as data, never as a script)")
+	r.set("WINDOW", "500ms", "quiet period before a batch goes (evbatch)")
+
+	// Schedules.
+	replay := 60
+	if s.FailLog.TimeToExecute != "" {
+		n, err := strconv.Atoi(s.FailLog.TimeToExecute)
+		if err != nil || n <= 0 {
+			r.warnf("<failLog timeToExecute=%q> is not a number of minutes: using 60", s.FailLog.TimeToExecute)
+		} else {
+			replay = n
+		}
+	}
+	if s.FailLog.Path != "" {
+		r.warnf("<failLog path=%q>: inopipe keeps failures as data in SPOOL (never a shell script); old entries of that file are not imported: run one full sync after switching (failreplay --full)", s.FailLog.Path)
+	}
+	r.schedule = append(r.schedule,
+		"# Replay failures every "+minutes(replay)+" (<failLog timeToExecute>):",
+		"#   systemd: systemctl edit failreplay@"+name+".timer  ->  [Timer] OnUnitActiveSec="+strconv.Itoa(replay)+"min",
+		"#            systemctl enable --now failreplay@"+name+".timer",
+		r.cronLine(replay, "inopipe-run --replay /etc/inopipe/"+name+".env"))
+	if s.Crontab.on() {
+		n, err := strconv.Atoi(s.Crontab.Schedule)
+		if err != nil || n <= 0 {
+			r.warnf("<crontab schedule=%q> is not a number of minutes: using 600", s.Crontab.Schedule)
+			n = 600
+		}
+		r.schedule = append(r.schedule,
+			"# Full sync every "+minutes(n)+" (<crontab schedule>):",
+			"#   systemd: systemctl edit failreplay-full@"+name+".timer  ->  [Timer] OnCalendar= (empty) and OnUnitActiveSec="+strconv.Itoa(n)+"min",
+			"#            systemctl enable --now failreplay-full@"+name+".timer",
+			r.cronLine(n, "inopipe-run --full /etc/inopipe/"+name+".env"))
+	}
+
+	// Plugins.
+	if s.Plugin.on() || len(c.Plugins) > 0 {
+		names := map[string]bool{}
+		if s.Plugin.on() {
+			names[s.Plugin.Name] = true
+		}
+		for _, p := range c.Plugins {
+			if s.Plugin.on() && p.Name == s.Plugin.Name {
+				names[p.Name] = true
+			}
+		}
+		for n := range names {
+			switch n {
+			case "command":
+				r.warnf("plugin command: no built-in; read rpush's result lines instead, e.g. rpush ... | jq -r 'select(.ok) | .root' | while read -r d; do your-command; done (result lines carry root and target, never a shell)")
+			case "socket":
+				r.warnf("plugin socket: no built-in; tee the event stream into a socket, e.g. inowait ... | tee >(socat - TCP:host:port) | ...")
+			case "refreshCDN":
+				r.warnf("plugin refreshCDN: no built-in; a filter on rpush's result lines does it, e.g. | jq -r 'select(.ok)' | xargs -d '\\n' -n1 curl ... (see inopipe(7))")
+			default:
+				r.warnf("plugin %q: unknown, no equivalent", n)
+			}
+		}
+	}
+	return r, nil
+}
+
+func minutes(n int) string {
+	if n%60 == 0 {
+		if n == 60 {
+			return "hour"
+		}
+		return strconv.Itoa(n/60) + " hours"
+	}
+	return strconv.Itoa(n) + " minutes"
+}
+
+// cron renders "every n minutes" as a crontab time field; exact is false
+// when cron cannot say it (steps that do not divide the hour or day).
+func cron(n int) (field string, exact bool) {
+	switch {
+	case n < 60 && 60%n == 0:
+		return fmt.Sprintf("*/%d * * * *", n), true
+	case n == 60:
+		return "0 * * * *", true
+	case n%60 == 0 && n < 1440 && 24%(n/60) == 0:
+		return fmt.Sprintf("0 */%d * * *", n/60), true
+	case n == 1440:
+		return "30 3 * * *", true
+	case n < 60:
+		return fmt.Sprintf("*/%d * * * *", n), false
+	}
+	return fmt.Sprintf("0 */%d * * *", min(23, max(1, n/60))), false
+}
+
+func (r *result) cronLine(n int, cmd string) string {
+	f, exact := cron(n)
+	if !exact {
+		r.warnf("every %s cannot be written exactly as a cron line (%q is close); the systemd timer (OnUnitActiveSec=%dmin) is exact", minutes(n), f, n)
+	}
+	return "#   cron:    " + f + " root " + cmd
+}
+
+// render writes the env file.
+func render(w io.Writer, r *result, name, from string) {
+	fmt.Fprintf(w, "# /etc/inopipe/%s.env — converted by sersync2inopipe from %s\n", name, from)
+	fmt.Fprintf(w, "# Run: systemctl enable --now inopipe@%s.service   (or: inopipe-run /etc/inopipe/%s.env)\n", name, name)
+	for _, s := range r.settings {
+		if s.comment != "" {
+			fmt.Fprintf(w, "\n# %s\n", s.comment)
+		}
+		fmt.Fprintf(w, "%s=%s\n", s.key, s.value)
+	}
+	fmt.Fprintln(w)
+	for _, l := range r.schedule {
+		fmt.Fprintln(w, l)
+	}
+	if len(r.warnings) > 0 {
+		fmt.Fprintf(w, "# %d warning(s) were printed on stderr: read them before switching.\n", len(r.warnings))
+	}
+}
