@@ -49,13 +49,25 @@ fuzz:
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/inowait.sh
-	@echo "bench: results go in bench/RESULTS.md (RESULTS=1 bench/inowait.sh appends)"
+	bench/solutions.sh
+	@echo "bench: results go in bench/RESULTS.md (RESULTS=1 bench/inowait.sh appends) and bench/SOLUTIONS.md"
 
+UNITDIR  = $(DESTDIR)$(PREFIX)/lib/systemd/system
+BASHCOMP = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHCOMP  = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+
+# Binaries, inopipe-run, man pages, systemd units (their paths rewritten
+# to PREFIX) and bash/zsh completions. DESTDIR for packaging.
 install: build
-	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7 $(UNITDIR) $(BASHCOMP) $(ZSHCOMP)
 	for t in $(wildcard-tools); do install -m 0755 bin/$$t $(BINDIR)/$$t; done
+	install -m 0755 scripts/inopipe-run $(BINDIR)/inopipe-run
 	for m in man/*.1; do install -m 0644 $$m $(MANDIR)/man1/; done
-	for m in $(wildcard man/*.7); do install -m 0644 $$m $(MANDIR)/man7/; done
+	for m in man/*.7; do install -m 0644 $$m $(MANDIR)/man7/; done
+	for u in scripts/systemd/*; do \
+		sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(UNITDIR)/$$(basename $$u) && chmod 0644 $(UNITDIR)/$$(basename $$u); done
+	for t in $(wildcard-tools); do install -m 0644 completions/inopipe.bash $(BASHCOMP)/$$t; done
+	install -m 0644 completions/_inopipe $(ZSHCOMP)/_inopipe
 
 demo: deps build
 	scripts/demo.sh

@@ -187,3 +187,34 @@ func TestSystemdUnits(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestInstallAndCompletion: make install into a DESTDIR puts every piece
+// in place (units pointing at PREFIX), and the bash completion offers each
+// tool's own flags.
+func TestInstallAndCompletion(t *testing.T) {
+	dest := t.TempDir()
+	out, err := exec.Command("make", "-s", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/usr").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for _, f := range []string{"bin/rpush", "bin/inopipe-run", "bin/sersync2inopipe", "share/man/man7/inopipe.7", "share/man/man1/rpush.1",
+		"lib/systemd/system/inopipe@.service", "lib/systemd/system/failreplay@.timer",
+		"share/bash-completion/completions/rpush", "share/zsh/site-functions/_inopipe"} {
+		if _, err := os.Stat(filepath.Join(dest, "usr", f)); err != nil {
+			t.Errorf("not installed: %v", err)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "usr/lib/systemd/system/inopipe@.service"))
+	if !strings.Contains(string(unit), "ExecStart=/usr/bin/inopipe-run ") {
+		t.Errorf("unit not rewritten to PREFIX:\n%s", unit)
+	}
+	for tool, want := range map[string]string{"rpush": "--status-file", "inowait": "--monitor", "evfilter": "--exclude-from"} {
+		script := fmt.Sprintf(`source ../completions/inopipe.bash; COMP_WORDS=(%s --); COMP_CWORD=1; _inopipe; printf '%%s\n' "${COMPREPLY[@]}"`, tool)
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
+		out, err := cmd.Output()
+		if err != nil || !strings.Contains(string(out), want+"\n") {
+			t.Errorf("completion for %s: %v\n%s", tool, err, out)
+		}
+	}
+}

@@ -95,6 +95,9 @@ func Run(ctx context.Context, app *cli.App, args []string, usageCode int) int {
 	// urfave/cli v2 would otherwise call os.Exit inside Run for cli.Exit
 	// errors; we map errors to codes here instead.
 	app.ExitErrHandler = func(*cli.Context, error) {}
+	// `tool --generate-bash-completion` lists flags for the shell
+	// completions in completions/ (bash and zsh).
+	app.EnableBashCompletion = true
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
 		return &UsageError{Err: err}
 	}
