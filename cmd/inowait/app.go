@@ -371,6 +371,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	}
 	if cfg.Quiet == 0 {
 		started := false
+		tty := base.IsTerminal(stderr)
 		wcfg.Progress = func(dirs int, elapsed time.Duration, done bool) {
 			if !started {
 				started = true
@@ -385,7 +386,9 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 				log.Infof("watches established: %d directories in %.2fs (%.0f/s)", dirs, elapsed.Seconds(), rate)
 				return
 			}
-			log.Infof("watching: %d directories so far (%.0f/s)", dirs, rate)
+			if tty { // running counts only where someone watches
+				log.Infof("watching: %d directories so far (%.0f/s)", dirs, rate)
+			}
 		}
 	}
 	w, err := inotify.New(wcfg)

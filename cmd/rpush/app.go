@@ -119,6 +119,7 @@ type worker struct {
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := &base.Log{Prog: "rpush", W: stderr}
 	p.Warnf = log.Warnf
+	tty := base.IsTerminal(stderr)
 	st := &state{stopped: map[string]string{}, pairs: map[spool.Pair]bool{}}
 	var specs []string
 	for _, t := range cfg.Targets {
@@ -231,7 +232,13 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		if cfg.Init && !w.inited[b.Root] && !b.Full {
 			w.inited[b.Root] = true
 			full := &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}}
+			if tty {
+				log.Infof("initial full sync of %s to %s…", b.Root, w.target.Spec)
+			}
 			rep := p.Push(runCtx, w.target, full)
+			if tty && rep.OK {
+				log.Infof("initial full sync of %s to %s done in %.1fs", b.Root, w.target.Spec, rep.Elapsed.Seconds())
+			}
 			if !rep.OK {
 				log.Warnf("initial full sync of %s to %s: %s (spooled)", b.Root, w.target.Spec, rep.Err)
 				fr := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec, Exit: rep.Exit, Attempts: rep.Attempts}

@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // Version is the inopipe release, set at link time by the Makefile.
@@ -243,4 +244,16 @@ func CheckArgs(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// IsTerminal reports whether w is a terminal: long work (watch setup on a
+// big tree, an initial full sync) shows progress there and stays quiet in
+// pipes and journals.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
