@@ -5,16 +5,6 @@
 // man/sersync2inopipe.1.
 package main
 
-import (
-	"context"
-	"os"
+import "github.com/inopipe/inopipe/internal/base"
 
-	"github.com/inopipe/inopipe/internal/base"
-)
-
-func main() {
-	ctx, stop := base.SignalContext(context.Background())
-	code := base.Run(ctx, newApp(), os.Args, exitUsage)
-	stop()
-	os.Exit(code)
-}
+func main() { base.Main(newApp(), exitUsage) }

@@ -257,3 +257,12 @@ func IsTerminal(w io.Writer) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
+
+// Main is every tool's main: run app with the process's arguments under a
+// signal context, print any error in the tool's voice, exit with its code.
+func Main(app *cli.App, usageCode int) {
+	ctx, stop := SignalContext(context.Background())
+	code := Run(ctx, app, os.Args, usageCode)
+	stop()
+	os.Exit(code)
+}
