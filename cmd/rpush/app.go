@@ -103,7 +103,7 @@ func newApp() *cli.App {
 type state struct {
 	mu        sync.Mutex
 	spooled   int
-	spoolErrs int // batches that could not be spooled either
+	spoolErrs int               // batches that could not be spooled either
 	fatal     string            // a Config-class failure: everything else is spooled
 	stopped   map[string]string // root -> why it was stopped
 	pairs     map[spool.Pair]bool

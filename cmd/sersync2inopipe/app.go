@@ -81,4 +81,3 @@ func run(file, name, spool string, stdout, stderr io.Writer) error {
 	render(stdout, r, name, filepath.Base(file))
 	return nil
 }
-

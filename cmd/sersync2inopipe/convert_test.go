@@ -119,4 +119,3 @@ func TestManPageCoversFlags(t *testing.T) {
 	}
 	clitest.CheckManPage(t, names, "../../man/sersync2inopipe.1")
 }
-
