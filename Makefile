@@ -30,6 +30,7 @@ deps:
 test: deps vet unit e2e
 
 vet:
+	@test -z "$$(gofmt -l cmd internal e2e)" || { gofmt -l cmd internal e2e; echo "run gofmt -w on these"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 
