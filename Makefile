@@ -27,7 +27,7 @@ deps:
 
 # Everything a contributor must pass: vet, unit/golden/fuzz-seed tests (with
 # the race detector), the man page checks and the end-to-end pipeline tests.
-test: deps vet unit e2e
+test: deps vet man unit e2e
 
 vet:
 	@test -z "$$(gofmt -l cmd internal e2e)" || { gofmt -l cmd internal e2e; echo "run gofmt -w on these"; exit 1; }
