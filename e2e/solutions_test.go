@@ -579,7 +579,11 @@ func TestBenchSolutions(t *testing.T) {
 			rows = append(rows, row)
 		}
 	}
-	report(t, fmt.Sprintf("Solutions × workloads (full size, median of %d, limit %v; window %v, -j/maxProcesses 2)", runs, limit, window),
+	size := "full size"
+	if benchSize(1, 0) == 0 {
+		size = "small size (as in make test)"
+	}
+	report(t, fmt.Sprintf("Solutions × workloads (%s, median of %d, limit %v; window %v, -j/maxProcesses 2)", size, runs, limit, window),
 		[]string{"workload", "solution", "converged", "convergence", "lag", "CPU", "peak RSS", "note"}, rows)
 	report(t, "Anchor: write the burst, then one ideal rsync --files-from of exactly those files",
 		[]string{"run", "time"}, [][]string{{"ideal", fmt.Sprintf("%.2f s", median(ideal))}})
