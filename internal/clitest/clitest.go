@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/urfave/cli/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,11 +101,15 @@ func Eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// CheckManPage fails when a flag of app is not documented in the roff man
-// page at path (as "\-\-name" or "\-x"), or when the page lacks a section
-// every inopipe page has.
-func CheckManPage(t *testing.T, flags []string, path string) {
+// CheckManPage fails when a flag of app (any of its names) is not
+// documented in the roff man page at path (as "\-\-name" or "\-x"), or
+// when the page lacks a section every inopipe page has, or groff warns.
+func CheckManPage(t *testing.T, app *cli.App, path string) {
 	t.Helper()
+	var flags []string
+	for _, f := range app.Flags {
+		flags = append(flags, f.Names()...)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
