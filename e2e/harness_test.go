@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -192,44 +193,6 @@ func (p *pipeline) stop(t *testing.T) {
 	}
 }
 
-// tree describes a directory: per relative path, type, mode, size, mtime,
-// symlink target and content hash.
-func tree(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			return nil
-		}
-		var st syscall.Stat_t
-		if err := syscall.Lstat(p, &st); err != nil {
-			return err
-		}
-		desc := fmt.Sprintf("mode=%o", st.Mode)
-		switch st.Mode & syscall.S_IFMT {
-		case syscall.S_IFREG:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" size=%d mtime=%d sha=%x", st.Size, st.Mtim.Sec, sha256.Sum256(b))
-		case syscall.S_IFLNK:
-			l, _ := os.Readlink(p)
-			desc += " -> " + l
-		}
-		out[rel] = desc
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		return map[string]string{"<walk error>": err.Error()}
-	}
-	return out
-}
-
 func diffTrees(a, b map[string]string) string {
 	var keys []string
 	for k := range a {
@@ -253,25 +216,82 @@ func diffTrees(a, b map[string]string) string {
 	return strings.Join(d, "\n")
 }
 
-// converge waits until every target equals src.
+// converge waits until every target equals src (metadata, then content).
 func converge(t *testing.T, src string, targets ...string) {
 	t.Helper()
 	deadline := time.Now().Add(clitest.Timeout())
-	for {
-		want := tree(t, src)
-		diff := ""
-		for _, tg := range targets {
-			if d := diffTrees(want, tree(t, tg)); d != "" {
-				diff = tg + ":\n" + d
-				break
+	for _, tg := range targets {
+		if _, ok := waitConverged(src, tg, time.Until(deadline)); !ok {
+			d := diffTrees(meta(src), meta(tg))
+			if d == "" {
+				d = "same names and metadata, different contents"
 			}
+			t.Fatalf("%s did not converge:\n%s", tg, d)
 		}
-		if diff == "" {
-			return
+	}
+}
+
+// meta describes a tree without reading file contents (cheap to poll):
+// per relative path, mode (type and permissions), size and mtime of
+// files, symlink targets.
+func meta(root string) map[string]string {
+	out := map[string]string{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(p, &st) != nil {
+			return nil
+		}
+		desc := fmt.Sprintf("mode=%o", st.Mode)
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFREG:
+			desc += fmt.Sprintf(" size=%d mtime=%d", st.Size, st.Mtim.Sec)
+		case syscall.S_IFLNK:
+			l, _ := os.Readlink(p)
+			desc += " -> " + l
+		}
+		out[rel] = desc
+		return nil
+	})
+	return out
+}
+
+// sameContent compares the regular files listed in m byte for byte (by
+// hash).
+func sameContent(src, dst string, m map[string]string) bool {
+	for rel, desc := range m {
+		if !strings.HasPrefix(desc, "mode=100") {
+			continue
+		}
+		a, err1 := os.ReadFile(filepath.Join(src, rel))
+		b, err2 := os.ReadFile(filepath.Join(dst, rel))
+		if err1 != nil || err2 != nil || sha256.Sum256(a) != sha256.Sum256(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitConverged polls until dst equals src or the limit passes; it
+// returns when the trees became equal (the time of the metadata match
+// that the content check then confirmed).
+func waitConverged(src, dst string, limit time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(limit)
+	for {
+		at := time.Now()
+		m := meta(src)
+		if maps.Equal(m, meta(dst)) && sameContent(src, dst, m) {
+			return at, true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("targets did not converge:\n%s", diff)
+			return time.Time{}, false
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -231,8 +231,8 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, src string, mode r
 			r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)
 		} else if o.Exit != 0 {
 			r.Err = fmt.Sprintf("rsync exit %d: %s", o.Exit, lastLines(o.Stderr, 3))
-			if o.Exit == rsync.ExitUnsupported && strings.Contains(o.Stderr, "refuse --delete") {
-				r.Err += " (the daemon's `refuse options` forbid deletions: lift them, or run rpush --delete=false for this target)"
+			if h := rsync.Hint(o.Exit, o.Stderr); h != "" {
+				r.Err += " (" + h + ")"
 			}
 		}
 		switch r.Class {

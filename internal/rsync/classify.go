@@ -65,3 +65,12 @@ func Classify(code int, stderr string) Class {
 	}
 	return Spool
 }
+
+// Hint is advice for the operator on a failure rsync's own words do not
+// explain, or "".
+func Hint(code int, stderr string) string {
+	if code == ExitUnsupported && strings.Contains(stderr, "refuse --delete") {
+		return "the daemon's `refuse options` forbid deletions: lift them, or run rpush --delete=false for this target"
+	}
+	return ""
+}

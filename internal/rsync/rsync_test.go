@@ -186,3 +186,12 @@ func ExampleArgs() {
 	// -a -r --delete --delete-missing-args --force --from0 --files-from=- --modify-window=-1 --timeout=60 --contimeout=10 --sockopts=TCP_NODELAY --stats /srv/data/ backup::data/
 	// "./#notes\x00./www/\x00"
 }
+
+func TestHint(t *testing.T) {
+	if h := Hint(4, "rsync: The server is configured to refuse --delete"); !strings.Contains(h, "--delete=false") {
+		t.Errorf("refused delete: %q", h)
+	}
+	if h := Hint(4, "something else"); h != "" {
+		t.Errorf("other exit 4: %q", h)
+	}
+}
