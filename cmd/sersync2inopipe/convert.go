@@ -84,9 +84,6 @@ type config struct {
 			Name string `xml:"name,attr"`
 		} `xml:"plugin"`
 	} `xml:"sersync"`
-	Plugins []struct {
-		Name string `xml:"name,attr"`
-	} `xml:"plugin"`
 }
 
 // setting is one line of the env file, with an optional comment above.
@@ -311,28 +308,18 @@ func convert(c *config, name, spool string) (*result, error) {
 			r.cronLine(n, "inopipe-run --full /etc/inopipe/"+name+".env"))
 	}
 
-	// Plugins.
-	if s.Plugin.on() || len(c.Plugins) > 0 {
-		names := map[string]bool{}
-		if s.Plugin.on() {
-			names[s.Plugin.Name] = true
-		}
-		for _, p := range c.Plugins {
-			if s.Plugin.on() && p.Name == s.Plugin.Name {
-				names[p.Name] = true
-			}
-		}
-		for n := range names {
-			switch n {
-			case "command":
-				r.warnf("plugin command: no built-in; read rpush's result lines instead, e.g. rpush ... | jq -r 'select(.ok) | .root' | while read -r d; do your-command; done (result lines carry root and target, never a shell)")
-			case "socket":
-				r.warnf("plugin socket: no built-in; tee the event stream into a socket, e.g. inowait ... | tee >(socat - TCP:host:port) | ...")
-			case "refreshCDN":
-				r.warnf("plugin refreshCDN: no built-in; a filter on rpush's result lines does it, e.g. | jq -r 'select(.ok)' | xargs -d '\\n' -n1 curl ... (see inopipe(7))")
-			default:
-				r.warnf("plugin %q: unknown, no equivalent", n)
-			}
+	// Plugins: sersync runs the one <sersync><plugin start=true name=…>
+	// names; the top-level <plugin> blocks only configure them.
+	if s.Plugin.on() {
+		switch n := s.Plugin.Name; n {
+		case "command":
+			r.warnf("plugin command: no built-in; read rpush's result lines instead, e.g. rpush ... | jq -r 'select(.ok) | .root' | while read -r d; do your-command; done (result lines carry root and target, never a shell)")
+		case "socket":
+			r.warnf("plugin socket: no built-in; tee the event stream into a socket, e.g. inowait ... | tee >(socat - TCP:host:port) | ...")
+		case "refreshCDN":
+			r.warnf("plugin refreshCDN: no built-in; a filter on rpush's result lines does it, e.g. | jq -r 'select(.ok)' | xargs -d '\\n' -n1 curl ... (see inopipe(7))")
+		default:
+			r.warnf("plugin %q: unknown, no equivalent", n)
 		}
 	}
 	return r, nil
