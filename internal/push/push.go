@@ -6,6 +6,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -47,6 +48,7 @@ type Report struct {
 	Attempts int
 	Paths    int
 	Bytes    int64
+	Deleted  int64 // from --stats, -1 unknown (read for dry runs)
 	Elapsed  time.Duration
 }
 
@@ -60,6 +62,33 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ErrEmptySource is Check's refusal of an empty source root for a batch
+// that deletes.
+var ErrEmptySource = errors.New("is empty and the batch deletes")
+
+// emptySource decides a batch that Check refused for an empty source: a
+// dry run of it says how much it would delete on the target. Nothing: the
+// batch may run (r.OK). Something: refused still (unmounted source?), with
+// the count. The dry run failing: that failure, to be retried or spooled
+// as any other (the source is not stopped for it).
+func (p *Pusher) emptySource(ctx context.Context, t rsync.Target, src string, mode rsync.Mode, paths []string, refused Report) Report {
+	o := p.Opts
+	o.DryRun = true
+	dry := p.attempt(ctx, t, o, src, mode, paths)
+	switch {
+	case !dry.OK:
+		dry.Err = "dry run for an empty source: " + dry.Err
+		return dry
+	case dry.Deleted == 0:
+		return Report{OK: true}
+	case dry.Deleted > 0:
+		refused.Err += fmt.Sprintf(" (%d entries on the target); refusing (unmounted?)", dry.Deleted)
+	default:
+		refused.Err += "; refusing (unmounted?; rsync printed no deletion count)"
+	}
+	return refused
 }
 
 // Check refuses to sync from a root that is not what it was: missing, not
@@ -94,7 +123,7 @@ func (p *Pusher) Check(root string, deletes bool) error {
 		names, _ := f.Readdirnames(1)
 		f.Close()
 		if len(names) == 0 {
-			return fmt.Errorf("source root %s is empty and the batch deletes; refusing (unmounted?)", root)
+			return fmt.Errorf("source root %s %w", root, ErrEmptySource)
 		}
 	}
 	return nil
@@ -124,7 +153,17 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		}
 	}
 	if err := p.Check(src, p.Opts.Delete && (b.Full || list.Missing > 0)); err != nil {
-		return Report{Exit: rsync.ExitFileSelect, Class: rsync.Dangerous, Err: err.Error(), Elapsed: time.Since(start)}
+		r := Report{Exit: rsync.ExitFileSelect, Class: rsync.Dangerous, Err: err.Error()}
+		if errors.Is(err, ErrEmptySource) {
+			// An empty source is also a new, still empty data directory
+			// (inowait --resync's first batch): harmless when rsync, asked
+			// with --dry-run, would delete nothing on the target.
+			r = p.emptySource(ctx, t, src, mode, list.Paths, r)
+		}
+		if !r.OK {
+			r.Elapsed = time.Since(start)
+			return r
+		}
 	}
 	if p.MaxDelete > 0 && list.Missing > p.MaxDelete {
 		return Report{Exit: rsync.ExitDelLimit, Class: rsync.Spool, Elapsed: time.Since(start),
@@ -156,7 +195,7 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = p.attempt(ctx, t, src, j.mode, j.paths)
+			reports[i] = p.attempt(ctx, t, p.Opts, src, j.mode, j.paths)
 		}()
 	}
 	wg.Wait()
@@ -201,8 +240,9 @@ func split(paths []string, n int) [][]string {
 	return out
 }
 
-// attempt runs one chunk with retries.
-func (p *Pusher) attempt(ctx context.Context, t rsync.Target, src string, mode rsync.Mode, paths []string) Report {
+// attempt runs one chunk with retries, with options opts (p.Opts, or a
+// dry run of them).
+func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options, src string, mode rsync.Mode, paths []string) Report {
 	backoff := p.Backoff
 	if backoff <= 0 {
 		backoff = time.Second
@@ -218,7 +258,7 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, src string, mode r
 		if m == rsync.ModeList && p.needsFilter(t.Spec) {
 			m = rsync.ModeFilter
 		}
-		run := rsync.Run{Binary: p.Binary, Args: rsync.Args(p.Opts, t, src, m), Env: p.Env}
+		run := rsync.Run{Binary: p.Binary, Args: rsync.Args(opts, t, src, m), Env: p.Env}
 		switch m {
 		case rsync.ModeList, rsync.ModeDirs:
 			run.Stdin = rsync.Stdin(paths)
@@ -226,7 +266,7 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, src string, mode r
 			run.Stdin = rsync.FilterRules(paths)
 		}
 		o := p.Runner.Run(ctx, run)
-		r = Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Class: rsync.Classify(o.Exit, o.Stderr)}
+		r = Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Class: rsync.Classify(o.Exit, o.Stderr)}
 		if o.Err != nil {
 			r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)
 		} else if o.Exit != 0 {

@@ -95,16 +95,51 @@ func TestSafetyChecks(t *testing.T) {
 	if r.OK || r.Class != rsync.Dangerous || len(f.runs) != 0 {
 		t.Fatalf("missing root: %+v", r)
 	}
-	empty := t.TempDir() + "/"
-	r = p.Push(context.Background(), tg, &event.Batch{Root: empty, Full: true})
-	if r.OK || r.Class != rsync.Dangerous || !strings.Contains(r.Err, "empty") {
-		t.Fatalf("empty root full sync: %+v", r)
-	}
 	p.MaxDelete = 1
 	_, _, src := setup(t, nil)
 	r = p.Push(context.Background(), tg, &event.Batch{Root: src, Delete: []string{"a", "b"}})
 	if r.OK || !strings.Contains(r.Err, "--max-delete") {
 		t.Fatalf("max-delete: %+v", r)
+	}
+}
+
+// An empty source root with a batch that deletes: a dry run decides.
+func TestEmptySource(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		dry     rsync.Outcome // what the dry run reports
+		ok      bool
+		class   rsync.Class
+		runs    int
+		errPart string
+	}{
+		{"target empty too (a new data dir)", rsync.Outcome{Deleted: 0}, true, rsync.Done, 2, ""},
+		{"target has files (unmounted source?)", rsync.Outcome{Deleted: 5}, false, rsync.Dangerous, 1, "(5 entries on the target); refusing"},
+		{"no count printed", rsync.Outcome{Deleted: -1}, false, rsync.Dangerous, 1, "no deletion count"},
+		{"target down: retried, then spooled, source not stopped", rsync.Outcome{Exit: 10, Deleted: -1, Stderr: "connection refused"}, false, rsync.Retry, 3, "dry run for an empty source: rsync exit 10"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, f, _ := setup(t, func(n int, r rsync.Run) rsync.Outcome {
+				if contains(r.Args, "--dry-run") {
+					return c.dry
+				}
+				return rsync.Outcome{}
+			})
+			tg, _ := rsync.ParseTarget("h::m")
+			for _, b := range []*event.Batch{
+				{Root: t.TempDir() + "/", Full: true},
+				{Root: t.TempDir() + "/", Sync: []string{"a"}, Delete: []string{"b"}},
+			} {
+				f.runs = nil
+				r := p.Push(context.Background(), tg, b)
+				if r.OK != c.ok || r.Class != c.class || len(f.runs) != c.runs || !strings.Contains(r.Err, c.errPart) {
+					t.Fatalf("full=%v: %+v after %d runs", b.Full, r, len(f.runs))
+				}
+				if !contains(f.runs[0].Args, "--dry-run") || (c.ok && contains(f.runs[1].Args, "--dry-run")) {
+					t.Fatalf("runs: %q", f.runs)
+				}
+			}
+		})
 	}
 }
 

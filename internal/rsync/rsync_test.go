@@ -1,8 +1,10 @@
 package rsync
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -193,5 +195,38 @@ func TestHint(t *testing.T) {
 	}
 	if h := Hint(4, "something else"); h != "" {
 		t.Errorf("other exit 4: %q", h)
+	}
+}
+
+// The real rsync's --stats: bytes sent and the deletion count of a dry run.
+func TestExecRunnerStats(t *testing.T) {
+	if _, err := exec.LookPath("rsync"); err != nil {
+		t.Skip("rsync not installed (make deps)")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	for _, p := range []string{"a", "d/b"} {
+		os.MkdirAll(filepath.Join(dst, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dst, p), []byte("x"), 0o644)
+	}
+	tg, _ := ParseTarget(dst)
+	run := func(o Options) Outcome {
+		out := ExecRunner{}.Run(context.Background(), Run{Binary: "rsync", Args: Args(o, tg, src, ModeFull)})
+		if out.Exit != 0 {
+			t.Fatalf("rsync exit %d: %s", out.Exit, out.Stderr)
+		}
+		return out
+	}
+	if o := run(Options{Delete: true, DryRun: true}); o.Deleted != 3 {
+		t.Fatalf("dry run: deleted %d, want 3 (a, d, d/b)", o.Deleted)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "d/b")); err != nil {
+		t.Fatal("the dry run deleted")
+	}
+	os.WriteFile(filepath.Join(src, "big"), make([]byte, 100<<10), 0o644)
+	if o := run(Options{Delete: true}); o.Deleted != 3 || o.Bytes < 100<<10 {
+		t.Fatalf("real run: deleted %d, sent %d bytes", o.Deleted, o.Bytes)
+	}
+	if o := run(Options{Delete: true, DryRun: true}); o.Deleted != 0 {
+		t.Fatalf("second dry run: deleted %d, want 0", o.Deleted)
 	}
 }

@@ -25,6 +25,7 @@ type Outcome struct {
 	Exit    int // ExitNotRun when it could not start
 	Stderr  string
 	Bytes   int64
+	Deleted int64 // "Number of deleted files" from --stats; -1 when absent
 	Elapsed time.Duration
 	Err     error // start failure
 }
@@ -41,7 +42,20 @@ type ExecRunner struct {
 	WaitDelay time.Duration
 }
 
-var bytesSent = regexp.MustCompile(`(?m)^Total bytes sent: ([0-9,.]+)`)
+var (
+	bytesSent = regexp.MustCompile(`(?m)^Total bytes sent: ([0-9,.]+)`)
+	deleted   = regexp.MustCompile(`(?m)^Number of deleted files: ([0-9,.]+)`)
+)
+
+// statNumber reads a --stats number ("1,234" or "1.234" by locale).
+func statNumber(re *regexp.Regexp, out []byte) int64 {
+	m := re.FindSubmatch(out)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(string(m[1])), 10, 64)
+	return n
+}
 
 // Run starts rsync and waits for it.
 func (e ExecRunner) Run(ctx context.Context, r Run) Outcome {
@@ -73,9 +87,7 @@ func (e ExecRunner) Run(ctx context.Context, r Run) Outcome {
 	default:
 		o.Exit, o.Err = ExitNotRun, err
 	}
-	if m := bytesSent.FindSubmatch(out.Bytes()); m != nil {
-		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(string(m[1])), 10, 64)
-		o.Bytes = n
-	}
+	o.Bytes = max(0, statNumber(bytesSent, out.Bytes()))
+	o.Deleted = statNumber(deleted, out.Bytes())
 	return o
 }
