@@ -54,29 +54,16 @@ func newApp() *cli.App {
 		Version:         base.Version,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "max-delay", Value: batch.Defaults.MaxDelay, Usage: "write a batch at the latest this `DURATION` after its first event, even if events keep coming"},
+			&cli.DurationFlag{Name: "max-delay", DefaultText: "5×WINDOW, at least 1s", Usage: "write a batch at the latest this `DURATION` after its first event, even if events keep coming (0: never)"},
 			&cli.IntFlag{Name: "max-paths", Value: batch.Defaults.MaxPaths, Usage: "write a batch as soon as `N` distinct paths are pending (0: no limit)"},
 			&cli.IntFlag{Name: "rollup", Value: batch.Defaults.Rollup, Usage: "more than `N` pending entries in one directory become one recursive sync of it (0: never)"},
 			&cli.IntFlag{Name: "full-threshold", Value: batch.Defaults.FullThreshold, Usage: "more than `N` pending paths in one root make the batch a full resync (0: never)"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 3 at the first malformed input line"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := base.CheckArgs(c); err != nil {
+			cfg, err := parseConfig(c)
+			if err != nil {
 				return err
-			}
-			if c.NArg() != 1 {
-				return base.Usagef("need exactly one WINDOW argument, e.g. 500ms")
-			}
-			win, err := time.ParseDuration(c.Args().First())
-			if err != nil || win <= 0 {
-				return base.Usagef("WINDOW %q: want a positive duration such as 500ms or 2s", c.Args().First())
-			}
-			cfg := &Config{Strict: c.Bool("strict"), Batch: batch.Config{
-				Window: win, MaxDelay: c.Duration("max-delay"), MaxPaths: c.Int("max-paths"),
-				Rollup: c.Int("rollup"), FullThreshold: c.Int("full-threshold"),
-			}}
-			if cfg.Batch.MaxDelay > 0 && cfg.Batch.MaxDelay < win {
-				return base.Usagef("--max-delay %v is shorter than WINDOW %v", cfg.Batch.MaxDelay, win)
 			}
 			// A closed stdout must be an error we can report (with what is
 			// lost), not a silent death by SIGPIPE.
@@ -84,6 +71,31 @@ func newApp() *cli.App {
 			return run(c.Context, cfg, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
 	}
+}
+
+// parseConfig turns the command line into a Config.
+func parseConfig(c *cli.Context) (*Config, error) {
+	if err := base.CheckArgs(c); err != nil {
+		return nil, err
+	}
+	if c.NArg() != 1 {
+		return nil, base.Usagef("need exactly one WINDOW argument, e.g. 500ms")
+	}
+	win, err := time.ParseDuration(c.Args().First())
+	if err != nil || win <= 0 {
+		return nil, base.Usagef("WINDOW %q: want a positive duration such as 500ms or 2s", c.Args().First())
+	}
+	cfg := &Config{Strict: c.Bool("strict"), Batch: batch.Config{
+		Window: win, MaxDelay: batch.DefaultMaxDelay(win), MaxPaths: c.Int("max-paths"),
+		Rollup: c.Int("rollup"), FullThreshold: c.Int("full-threshold"),
+	}}
+	if c.IsSet("max-delay") {
+		cfg.Batch.MaxDelay = c.Duration("max-delay")
+	}
+	if cfg.Batch.MaxDelay > 0 && cfg.Batch.MaxDelay < win {
+		return nil, base.Usagef("--max-delay %v is shorter than WINDOW %v", cfg.Batch.MaxDelay, win)
+	}
+	return cfg, nil
 }
 
 // run reads events until EOF or ctx is done, writing batches as they fall

@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/urfave/cli/v2"
 )
 
 var binDir string
@@ -74,4 +76,32 @@ func TestCLIErrors(t *testing.T) {
 
 func TestManPageCoversFlags(t *testing.T) {
 	clitest.CheckManPage(t, newApp(), "../../man/evbatch.1")
+}
+
+// The maximum delay follows the window unless given.
+func TestMaxDelayDefault(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"200ms"}, time.Second},
+		{[]string{"500ms"}, 2500 * time.Millisecond},
+		{[]string{"2s"}, 10 * time.Second},
+		{[]string{"--max-delay", "0", "2s"}, 0},
+		{[]string{"--max-delay", "3s", "200ms"}, 3 * time.Second},
+	} {
+		app := newApp()
+		var got *Config
+		app.Action = func(c *cli.Context) error {
+			var err error
+			got, err = parseConfig(c)
+			return err
+		}
+		if err := app.Run(append([]string{"evbatch"}, c.args...)); err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if got.Batch.MaxDelay != c.want {
+			t.Errorf("%q: max delay %v, want %v", c.args, got.Batch.MaxDelay, c.want)
+		}
+	}
 }
