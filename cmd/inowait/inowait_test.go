@@ -248,4 +248,8 @@ func TestOverflowAsUnprivileged(t *testing.T) {
 		}
 	}
 	go io.Copy(io.Discard, pr)
+	// and the operator is told, with the sysctl to raise
+	clitest.Eventually(t, "an overflow warning", func() bool {
+		return strings.Contains(errb.String(), "queue overflowed") && strings.Contains(errb.String(), "raise fs.inotify.max_queued_events (now ")
+	})
 }

@@ -127,6 +127,9 @@ type Watcher struct {
 	started   time.Time
 	lastProg  time.Time
 	lastEvent bool // an event was reported since the last read
+	// overflows since the last warning about them, and when that was
+	overflows    int
+	overflowWarn time.Time
 	depth     int  // addTree nesting: 1 is the directory that appeared
 	scratch   []byte
 }
@@ -734,6 +737,18 @@ func (w *Watcher) handleOne(raw rawEvent) error {
 // were being dropped have none), then tells downstream to resync.
 func (w *Watcher) overflow(now time.Time) error {
 	clear(w.ownScans)
+	// Tell the operator, at most every 10 s: each overflow costs a full
+	// resync downstream, and the fix is a sysctl.
+	w.overflows++
+	if w.cfg.Warn != nil && now.Sub(w.overflowWarn) >= 10*time.Second {
+		limit := "?"
+		if b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events"); err == nil {
+			limit = strings.TrimSpace(string(b))
+		}
+		w.cfg.Warn("the kernel's event queue overflowed (%d× since the last warning): events were lost, watches are re-established and a full resync follows downstream; if this repeats, raise fs.inotify.max_queued_events (now %s; it applies to inotify instances created after the change: restart inowait)",
+			w.overflows, limit)
+		w.overflows, w.overflowWarn = 0, now
+	}
 	for _, r := range w.roots {
 		if r.dir && w.cfg.Recursive {
 			if err := w.addTree(r.key, r, true, false, true); err != nil {
