@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -54,20 +55,69 @@ type setup struct {
 	spool string
 	cwd   string // where the solution runs: a command in a name would land here
 	jobs  int
+	user  *unprivileged // run the solution as this user (nil: as the test)
+}
+
+// unprivileged is what a solution needs to run as another user: its uid
+// and gid, and copies of the scripts, binaries and password file it can
+// reach (the checkout and the test's own files may sit under 0700 dirs).
+type unprivileged struct {
+	cred     *syscall.Credential
+	dir      string // scripts and binaries, world-readable
+	passFile string // owned by the user, 0600
+}
+
+// asNobody prepares s to run its solution as the user nobody: needs root,
+// skipped otherwise.
+func asNobody(t *testing.T, s *setup) {
+	t.Helper()
+	u, err := osuser.Lookup("nobody")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skipf("running a watcher as an unprivileged user needs root and a user nobody (%v)", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	un := &unprivileged{cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, dir: t.TempDir()}
+	// t.TempDir's dirs (and their common parent) are 0700: open the way to
+	// the source and the copies, hand the spool and cwd over.
+	for _, d := range []string{filepath.Dir(s.src), s.src, un.dir} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	for _, d := range []string{s.spool, s.cwd} {
+		must(t, os.Chown(d, uid, gid))
+	}
+	scripts, _ := filepath.Glob("../bench/solutions/*.sh")
+	progs, _ := filepath.Glob(filepath.Join(binDir, "*"))
+	for _, f := range append(scripts, progs...) {
+		b, err := os.ReadFile(f)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(un.dir, filepath.Base(f)), b, 0o755))
+	}
+	un.passFile = filepath.Join(s.spool, "rsync.pass")
+	must(t, os.WriteFile(un.passFile, []byte(password+"\n"), 0o600))
+	must(t, os.Chown(un.passFile, uid, gid))
+	s.user = un
 }
 
 func (s *setup) start(t *testing.T, name string) *solution {
 	t.Helper()
 	script, err := filepath.Abs(filepath.Join("../bench/solutions", name+".sh"))
 	must(t, err)
+	bins, passFile := binDir, s.d.passFile
+	if s.user != nil {
+		script, bins, passFile = filepath.Join(s.user.dir, name+".sh"), s.user.dir, s.user.passFile
+	}
 	sol := &solution{name: name, stderr: &clitest.Buffer{}, done: make(chan struct{}), stop: make(chan struct{}), sampled: make(chan struct{})}
 	sol.env = append(os.Environ(),
-		"SRC="+s.src, "TARGET="+s.d.target(), "PASSFILE="+s.d.passFile, "RSYNC_PASSWORD="+password,
+		"SRC="+s.src, "TARGET="+s.d.target(), "PASSFILE="+passFile, "RSYNC_PASSWORD="+password,
 		"WINDOW="+window.String(), fmt.Sprintf("WINDOW_S=%g", window.Seconds()), "JOBS="+strconv.Itoa(s.jobs),
-		"SPOOL="+s.spool, "BIN="+binDir)
+		"SPOOL="+s.spool, "BIN="+bins)
 	sol.cmd = exec.Command(script)
 	sol.cmd.Env, sol.cmd.Dir, sol.cmd.Stderr = sol.env, s.cwd, sol.stderr
 	sol.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if s.user != nil {
+		sol.cmd.SysProcAttr.Credential = s.user.cred
+	}
 	must(t, sol.cmd.Start())
 	go sol.sample()
 	t.Cleanup(func() { sol.kill() })
@@ -386,10 +436,22 @@ func runOne(t *testing.T, solName string, w workload, n int, limit time.Duration
 		t.Fatalf("initial copy: %v %s", err, out)
 	}
 	if w.name == "queue overflow" {
+		// as the issue's operator runs a watcher: not as root
+		asNobody(t, &s)
 		restore := setQueueLimit(t, overflowLimit)
 		e := &env{setup: s, name: solName, sol: s.start(t, solName)}
 		restore()
-		return measure(t, e, w, n, limit)
+		for _, pid := range e.sol.members() {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			for _, l := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" && f[1] != strconv.Itoa(int(s.user.cred.Uid)) {
+					t.Fatalf("%s: pid %d runs as uid %s, not as nobody", solName, pid, f[1])
+				}
+			}
+		}
+		o := measure(t, e, w, n, limit)
+		t.Logf("%s stderr:\n%s", solName, e.sol.stderr.String())
+		return o
 	}
 	e := &env{setup: s, name: solName, sol: s.start(t, solName)}
 	return measure(t, e, w, n, limit)
