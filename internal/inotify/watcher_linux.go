@@ -130,8 +130,8 @@ type Watcher struct {
 	// overflows since the last warning about them, and when that was
 	overflows    int
 	overflowWarn time.Time
-	depth     int  // addTree nesting: 1 is the directory that appeared
-	scratch   []byte
+	depth        int // addTree nesting: 1 is the directory that appeared
+	scratch      []byte
 }
 
 // New creates the inotify instance and adds every watch. It fails, naming
