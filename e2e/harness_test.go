@@ -279,14 +279,22 @@ func sameContent(src, dst string, m map[string]string) bool {
 }
 
 // waitConverged polls until dst equals src or the limit passes; it
-// returns when the trees became equal (the time of the metadata match
-// that the content check then confirmed).
+// returns when the trees were seen equal (the end of the metadata walk
+// that the content check then confirmed). The source has stopped changing
+// (the invariant's premise), so it is described once: each poll walks
+// only the target, which halves the poll's cost (CPU taken from the
+// solution) and the time between polls on a large tree.
 func waitConverged(src, dst string, limit time.Duration) (time.Time, bool) {
 	deadline := time.Now().Add(limit)
+	m := meta(src)
 	for {
+		equal := maps.Equal(m, meta(dst))
+		// The target was equal no later than the end of the walk that saw
+		// it so (the conservative end: a timestamp taken before the walk
+		// credited a solution with the walk's duration, 0.3 s on 50,000
+		// files, and reported a lag of 0.00 s).
 		at := time.Now()
-		m := meta(src)
-		if maps.Equal(m, meta(dst)) && sameContent(src, dst, m) {
+		if equal && sameContent(src, dst, m) {
 			return at, true
 		}
 		if time.Now().After(deadline) {

@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -285,11 +287,17 @@ type env struct {
 	name string
 }
 
+// writeFile writes size pseudo-random bytes from seed: incompressible, as
+// the images and archives of a real burst are (a repeating pattern made
+// rsync -z nearly free and favoured the scripts that use it).
 func writeFile(t *testing.T, p string, size int, seed int) {
 	t.Helper()
 	b := make([]byte, size)
-	for i := range b {
-		b[i] = byte(seed*7 + i*13)
+	r := rand.New(rand.NewPCG(uint64(seed), uint64(size)))
+	var w [8]byte
+	for i := 0; i < size; i += 8 {
+		binary.LittleEndian.PutUint64(w[:], r.Uint64())
+		copy(b[i:], w[:])
 	}
 	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 	must(t, os.WriteFile(p, b, 0o644))
