@@ -45,10 +45,13 @@ type solution struct {
 	stderr  *clitest.Buffer
 	cpu     float64 // seconds, sampled over the group
 	peakRSS int64   // KiB, sum over the group, peak of samples
-	carried float64 // CPU of an earlier incarnation (kill -9 and restart)
-	done    chan struct{}
-	stop    chan struct{}
-	sampled chan struct{}
+	// CPU and peak RSS of an earlier incarnation (kill -9 and restart),
+	// (the sampler never touches them)
+	carriedCPU float64
+	carriedRSS int64
+	done       chan struct{}
+	stop       chan struct{}
+	sampled    chan struct{}
 }
 
 type setup struct {
@@ -145,12 +148,7 @@ func (s *solution) settle(t *testing.T) {
 	quiet := 2*window + 100*time.Millisecond
 	cpu, since := -1.0, time.Now()
 	clitest.Eventually(t, s.name+" idle after its start", func() bool {
-		busy := false
-		for _, pid := range s.members() {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			busy = busy || strings.TrimSpace(string(b)) == "rsync"
-		}
-		if c := s.cpu; busy || c != cpu {
+		if c, _ := s.usage(); s.member("rsync") != 0 || c != cpu {
 			cpu, since = c, time.Now()
 		}
 		return time.Since(since) >= quiet
@@ -174,6 +172,17 @@ func (s *solution) members() []int {
 	return out
 }
 
+// member is the pid of a group member named comm, 0 if none.
+func (s *solution) member(comm string) int {
+	for _, pid := range s.members() {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(b)) == comm {
+			return pid
+		}
+	}
+	return 0
+}
+
 // watches counts inotify watches held by the group.
 func (s *solution) watches() int {
 	n := 0
@@ -187,36 +196,37 @@ func (s *solution) watches() int {
 	return n
 }
 
-// sample polls the group's CPU (own + reaped children) and resident size.
+// usage reads the group's CPU seconds (own + reaped children) and
+// resident size (KiB) from /proc.
+func (s *solution) usage() (cpu float64, rssKiB int64) {
+	hz := 100.0 // USER_HZ on Linux
+	for _, pid := range s.members() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		if len(f) > 21 {
+			for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+				v, _ := strconv.ParseFloat(f[i], 64)
+				cpu += v / hz
+			}
+			pages, _ := strconv.ParseInt(f[21], 10, 64)
+			rssKiB += pages * int64(os.Getpagesize()) / 1024
+		}
+	}
+	return cpu, rssKiB
+}
+
+// sample keeps the peak of usage until the solution is killed; cpu and
+// peakRSS are read only after that (kill waits for sampled).
 func (s *solution) sample() {
 	defer close(s.sampled)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	hz := 100.0 // USER_HZ on Linux
 	for {
-		var cpu float64
-		var rss int64
-		for _, pid := range s.members() {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-			if len(f) > 21 {
-				for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-					v, _ := strconv.ParseFloat(f[i], 64)
-					cpu += v / hz
-				}
-				pages, _ := strconv.ParseInt(f[21], 10, 64)
-				rss += pages * int64(os.Getpagesize()) / 1024
-			}
-		}
-		if cpu > s.cpu {
-			s.cpu = cpu
-		}
-		if rss > s.peakRSS {
-			s.peakRSS = rss
-		}
+		cpu, rss := s.usage()
+		s.cpu, s.peakRSS = max(s.cpu, cpu), max(s.peakRSS, rss)
 		select {
 		case <-s.stop:
 			return
@@ -251,12 +261,9 @@ func (s *solution) kill() {
 // killStage kill -9s the group member named comm (one pipeline stage).
 func (s *solution) killStage(t *testing.T, comm string) {
 	t.Helper()
-	for _, pid := range s.members() {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if strings.TrimSpace(string(b)) == comm {
-			must(t, syscall.Kill(pid, syscall.SIGKILL))
-			return
-		}
+	if pid := s.member(comm); pid != 0 {
+		must(t, syscall.Kill(pid, syscall.SIGKILL))
+		return
 	}
 	t.Fatalf("%s: no process %s in the group", s.name, comm)
 }
@@ -278,6 +285,9 @@ type workload struct {
 	run     func(t *testing.T, e *env, n int)
 	small   int // size in make test
 	full    int // size in make bench
+	// queueLimit > 0: the solution runs as the user nobody and is started
+	// with fs.inotify.max_queued_events lowered to this.
+	queueLimit int
 }
 
 // env is what a workload can act on.
@@ -373,10 +383,10 @@ var workloads = []workload{
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("tree/d%03d/f%05d", i*17, i*17)), 80, -i)
 			}
 		}},
-	{name: "queue overflow", small: 3000, full: 20000,
+	{name: "queue overflow", small: 3000, full: 20000, queueLimit: 64,
 		run: func(t *testing.T, e *env, n int) {
 			// The solution was started with max_queued_events at 64 (see
-			// overflowLimit); thousands of creates overflow its queue.
+			// queueLimit); thousands of creates overflow its queue.
 			for i := range n {
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("ovf/d%02d/f%05d", i%50, i)), 10, i)
 			}
@@ -420,15 +430,13 @@ var workloads = []workload{
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("k9/b%04d", i)), 1000, i)
 			}
 			cpu, rss := e.sol.cpu, e.sol.peakRSS
-			e.sol = e.setup.start(t, e.name)        // and restarts it
-			e.sol.carried, e.sol.peakRSS = cpu, rss // the sampler keeps the max
+			e.sol = e.setup.start(t, e.name) // and restarts it
+			e.sol.carriedCPU, e.sol.carriedRSS = cpu, rss
 			for i := range n {
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("k9/c%04d", i)), 1000, i)
 			}
 		}},
 }
-
-const overflowLimit = 64
 
 // runOne runs one (solution, workload) at size n in fresh dirs.
 func runOne(t *testing.T, solName string, w workload, n int, limit time.Duration) outcome {
@@ -443,10 +451,10 @@ func runOne(t *testing.T, solName string, w workload, n int, limit time.Duration
 	if err != nil {
 		t.Fatalf("initial copy: %v %s", err, out)
 	}
-	if w.name == "queue overflow" {
+	if w.queueLimit > 0 {
 		// as the operator runs a watcher: not as root
 		asNobody(t, &s)
-		restore := setQueueLimit(t, overflowLimit)
+		restore := setQueueLimit(t, w.queueLimit)
 		e := &env{setup: s, name: solName, sol: s.start(t, solName)}
 		restore()
 		for _, pid := range e.sol.members() {
@@ -471,7 +479,7 @@ func measure(t *testing.T, e *env, w workload, n int, limit time.Duration) outco
 	end := time.Now()
 	at, ok := waitConverged(e.src, e.d.module, limit)
 	e.sol.kill()
-	o := outcome{converged: ok, cpu: e.sol.cpu + e.sol.carried, rssKiB: e.sol.peakRSS}
+	o := outcome{converged: ok, cpu: e.sol.cpu + e.sol.carriedCPU, rssKiB: max(e.sol.peakRSS, e.sol.carriedRSS)}
 	if ok {
 		o.converge, o.lag = at.Sub(start), max(0, at.Sub(end))
 	}
