@@ -41,7 +41,7 @@ wait_until() { # wait_until SECONDS command...: poll, bounded
 }
 
 src=$work/source; mod=$work/module; spool=$work/spool
-mkdir -p "$src/www" "$mod" "$spool"
+mkdir -p "$src/www" "$mod" && mkdir -m 700 "$spool"
 echo "<h1>hello</h1>" > "$src/www/index.html"
 echo "body{}" > "$src/www/site.css"
 

@@ -100,43 +100,44 @@ func parseConfig(c *cli.Context) (*Config, error) {
 
 // run reads events until EOF or ctx is done, writing batches as they fall
 // due. The reader goroutine hands over events in slices to keep the channel
-// cost per event low.
+// cost per event low. On SIGTERM the reader stops at once but hands over
+// every event it has read (base.StopReader), and everything pending is
+// written before run returns.
 func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := &base.Log{Prog: "evbatch", W: stderr}
 	co := batch.New(cfg.Batch)
 	co.Warn = log.Warnf
+	src, closeIn := base.StopReader(ctx, stdin)
+	defer closeIn()
 	in := make(chan []event.Event)
+	loopDone := make(chan struct{})
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(in)
-		readErr <- read(ctx, cfg, stdin, in, log)
+		readErr <- read(loopDone, cfg, src, in, log)
 	}()
 	out := bufio.NewWriter(stdout)
 	var buf []byte
-	written := 0
-	err := batch.Loop(ctx, co, in, func(b *event.Batch) error {
+	err := batch.Loop(co, in, func(b *event.Batch) error {
 		buf = event.AppendBatch(buf[:0], b)
 		out.Write(buf)
 		if err := out.Flush(); err != nil {
 			return fmt.Errorf("write batch %d: %w", b.Seq, err)
 		}
-		written++
 		return nil
 	})
+	close(loopDone)
 	if err != nil {
 		lost := co.Pending()
 		return base.Errorf(exitError, "%v (%d pending paths not written)", err, lost).
 			WithHint("restart the pipeline with inowait --resync so that a full sync covers them")
 	}
-	select {
-	case rerr := <-readErr:
-		return rerr
-	default:
-		return nil // stopped by a signal; the reader may still be blocked
-	}
+	return <-readErr
 }
 
-func read(ctx context.Context, cfg *Config, stdin io.Reader, in chan<- []event.Event, log *base.Log) error {
+// read decodes stdin into in until EOF (a stop is an EOF, see
+// base.StopReader); it gives up only when the loop has ended (loopDone).
+func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []event.Event, log *base.Log) error {
 	d := event.NewDecoder(stdin)
 	var rec event.Record
 	chunk := make([]event.Event, 0, 256)
@@ -148,7 +149,7 @@ func read(ctx context.Context, cfg *Config, stdin io.Reader, in chan<- []event.E
 		case in <- chunk:
 			chunk = make([]event.Event, 0, 256)
 			return true
-		case <-ctx.Done():
+		case <-loopDone:
 			return false
 		}
 	}

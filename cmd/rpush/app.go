@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/dispatch"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/push"
 	"github.com/inopipe/inopipe/internal/rsync"
@@ -99,28 +100,9 @@ func newApp() *cli.App {
 	}
 }
 
-// state is shared by the workers, behind mu.
-type state struct {
-	mu        sync.Mutex
-	spooled   int
-	spoolErrs int               // batches that could not be spooled either
-	fatal     string            // a Config-class failure: everything else is spooled
-	stopped   map[string]string // root -> why it was stopped
-	pairs     map[spool.Pair]bool
-	outBroken bool
-}
-
-type worker struct {
-	target rsync.Target
-	ch     chan *event.Batch
-	inited map[string]bool // roots already fully synced (--init); this worker's goroutine only
-}
-
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := &base.Log{Prog: "rpush", W: stderr}
 	p.Warnf = log.Warnf
-	tty := base.IsTerminal(stderr)
-	st := &state{stopped: map[string]string{}, pairs: map[spool.Pair]bool{}}
 	var specs []string
 	for _, t := range cfg.Targets {
 		specs = append(specs, t.Spec)
@@ -156,6 +138,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	}
 	out := bufio.NewWriter(stdout)
 	var outMu sync.Mutex
+	outBroken := false // under outMu
 	emit := func(r *event.Result) {
 		if cfg.Quiet && r.OK {
 			return
@@ -163,200 +146,57 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		outMu.Lock()
 		defer outMu.Unlock()
 		out.Write(event.AppendResult(nil, r))
-		if err := out.Flush(); err != nil {
-			st.mu.Lock()
-			if !st.outBroken {
-				log.Warnf("write results: %v (syncing goes on)", err)
-			}
-			st.outBroken = true
-			st.mu.Unlock()
+		if err := out.Flush(); err != nil && !outBroken {
+			outBroken = true
+			log.Warnf("write results: %v (syncing goes on)", err)
 		}
 	}
-
-	// runCtx outlives a signal by the grace period, so that rsyncs in
-	// flight may finish; then they are stopped (SIGTERM to their group).
-	runCtx, cancelRuns := context.WithCancel(context.Background())
-	defer cancelRuns()
-	stopGrace := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(cfg.Grace, cancelRuns)
-		context.AfterFunc(runCtx, func() { t.Stop() })
+	eng := dispatch.New(dispatch.Config{Targets: cfg.Targets, Queue: cfg.Queue, Init: cfg.Init, Grace: cfg.Grace,
+		Progress: base.IsTerminal(stderr)}, p, sp, log, track, emit)
+	stopEng := context.AfterFunc(ctx, func() {
+		log.Infof("stopping: batches already read are run or spooled; running rsyncs get %v to finish", cfg.Grace)
+		eng.Stop()
 	})
-	defer stopGrace()
+	defer stopEng()
 
-	spoolIt := func(t rsync.Target, b *event.Batch, r *event.Result, why string, exit int) {
-		now := sp.Now()
-		e := &spool.Entry{Target: t.Spec, Attempts: r.Attempts, FirstFailure: now, LastFailure: now, LastError: why, Exit: exit, Batch: *b}
-		path, err := sp.Put(e)
-		st.mu.Lock()
-		st.spooled++
-		if err != nil {
-			st.spoolErrs++
-		}
-		st.mu.Unlock()
-		if err != nil {
-			log.Errorf("spool batch %d for %s: %v", b.Seq, t.Spec, err)
-			r.Error = why + "; and spooling failed: " + err.Error()
-			return
-		}
-		r.Spooled = path
-	}
+	// The reader ends at EOF, or once ctx is done, after handing over
+	// every line it has read (base.StopReader).
+	in, closeIn := base.StopReader(ctx, stdin)
+	readErr := read(cfg, in, eng.Dispatch, log)
+	closeIn()
+	sum := eng.Close()
 
-	handle := func(w *worker, b *event.Batch) {
-		r := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec}
-		pair := spool.Pair{Root: b.Root, Target: w.target.Spec}
-		st.mu.Lock()
-		newPair := !st.pairs[pair]
-		st.pairs[pair] = true
-		fatal, stopped := st.fatal, st.stopped[b.Root]
-		st.mu.Unlock()
-		if newPair {
-			if err := sp.RecordPairs([]spool.Pair{pair}); err != nil {
-				log.Warnf("record %s → %s for failreplay --full: %v", b.Root, w.target.Spec, err)
-			}
-		}
-		switch {
-		case fatal != "":
-			r.Error = "not run: " + fatal
-		case stopped != "":
-			r.Error = "not run: source stopped: " + stopped
-		case ctx.Err() != nil:
-			r.Error = "not run: rpush is stopping"
-		}
-		if r.Error != "" {
-			spoolIt(w.target, b, r, r.Error, rsync.ExitNotRun)
-			r.Exit = rsync.ExitNotRun
-			track.Done(w.target.Spec, b.Seq, time.Now(), false, r.Spooled != "", 0, 0, 0, r.Error)
-			emit(r)
-			return
-		}
-		if cfg.Init && !w.inited[b.Root] && !b.Full {
-			w.inited[b.Root] = true
-			full := &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}}
-			if tty {
-				log.Infof("initial full sync of %s to %s…", b.Root, w.target.Spec)
-			}
-			rep := p.Push(runCtx, w.target, full)
-			if tty && rep.OK {
-				log.Infof("initial full sync of %s to %s done in %.1fs", b.Root, w.target.Spec, rep.Elapsed.Seconds())
-			}
-			if !rep.OK {
-				log.Warnf("initial full sync of %s to %s: %s (spooled)", b.Root, w.target.Spec, rep.Err)
-				fr := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec, Exit: rep.Exit, Attempts: rep.Attempts}
-				spoolIt(w.target, full, fr, rep.Err, rep.Exit)
-			}
-		}
-		rep := p.Push(runCtx, w.target, b)
-		r.OK, r.Exit, r.Paths, r.Bytes, r.Attempts, r.Error = rep.OK, rep.Exit, rep.Paths, rep.Bytes, rep.Attempts, rep.Err
-		r.Seconds = rep.Elapsed.Seconds()
-		if !rep.OK {
-			switch rep.Class {
-			case rsync.Dangerous:
-				st.mu.Lock()
-				st.stopped[b.Root] = rep.Err
-				st.mu.Unlock()
-				log.Errorf("%s; no more batches for this root are run (they are spooled)", rep.Err)
-			case rsync.Config:
-				st.mu.Lock()
-				st.fatal = rep.Err
-				st.mu.Unlock()
-				log.Errorf("%s; every further batch is spooled", rep.Err)
-			}
-			spoolIt(w.target, b, r, rep.Err, rep.Exit)
-		}
-		track.Done(w.target.Spec, b.Seq, time.Now(), r.OK, r.Spooled != "", r.Paths, r.Bytes, r.Attempts, r.Error)
-		emit(r)
+	for _, o := range sum.Owed {
+		log.Errorf("%v could be neither delivered nor spooled", o)
 	}
-
-	workers := make([]*worker, len(cfg.Targets))
-	var wg sync.WaitGroup
-	for i, t := range cfg.Targets {
-		w := &worker{target: t, ch: make(chan *event.Batch, cfg.Queue), inited: map[string]bool{}}
-		workers[i] = w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range w.ch {
-				handle(w, b)
-			}
-		}()
-	}
-
-	// dispatch hands a batch to every target's queue. A full queue (a slow
-	// or dead target) never blocks the others: the batch is spooled for
-	// that target instead. After shutdown began, everything is spooled.
-	var dispMu sync.Mutex
-	closed := false
-	dispatch := func(b *event.Batch) {
-		dispMu.Lock()
-		defer dispMu.Unlock()
-		for _, w := range workers {
-			if !closed {
-				track.Queued(w.target.Spec, b.Seq, b.First)
-				select {
-				case w.ch <- b:
-					continue
-				default:
-				}
-			}
-			r := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec, Exit: rsync.ExitNotRun}
-			r.Error = "not run: target queue full (target too slow)"
-			if closed {
-				r.Error = "not run: rpush is stopping"
-			}
-			spoolIt(w.target, b, r, r.Error, rsync.ExitNotRun)
-			track.Done(w.target.Spec, b.Seq, time.Now(), false, r.Spooled != "", 0, 0, 0, r.Error)
-			emit(r)
-		}
-	}
-	shutdown := func() {
-		dispMu.Lock()
-		if !closed {
-			closed = true
-			for _, w := range workers {
-				close(w.ch)
-			}
-		}
-		dispMu.Unlock()
-	}
-
-	readDone := make(chan error, 1)
-	go func() { readDone <- read(ctx, cfg, stdin, dispatch, log) }()
-	var readErr error
-	select {
-	case readErr = <-readDone:
-	case <-ctx.Done():
-		log.Infof("stopping: running rsyncs get %v to finish, queued batches are spooled", cfg.Grace)
-	}
-	shutdown()
-	wg.Wait()
-
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	switch {
 	case readErr != nil:
 		return readErr
-	case st.fatal != "" || len(st.stopped) > 0 || st.spoolErrs > 0:
+	case len(sum.Owed) > 0:
+		return (&base.Error{Code: exitError, Err: fmt.Errorf("%d (target, root) pair(s) lost batches that are not in the spool %s", len(sum.Owed), sp.Dir)}).
+			WithHint("free the spool's filesystem, then restart the pipeline with inowait --resync (inopipe-run does) so that a full sync covers them")
+	case len(sum.Stopped) > 0:
 		return base.Exit(exitError)
 	case ctx.Err() != nil:
 		// Stopped by a signal (systemctl stop): a clean stop, since
 		// everything not delivered is in the spool.
-		if st.spooled > 0 {
-			log.Infof("stopped: %d batch(es) spooled in %s for failreplay", st.spooled, sp.Dir)
+		if sum.Spooled > 0 {
+			log.Infof("stopped: %d batch(es) spooled in %s for failreplay", sum.Spooled, sp.Dir)
 		}
 		return nil
-	case st.spooled > 0:
-		return (&base.Error{Code: exitPartial, Err: fmt.Errorf("%d batch(es) spooled in %s", st.spooled, sp.Dir)}).
+	case sum.Spooled > 0:
+		return (&base.Error{Code: exitPartial, Err: fmt.Errorf("%d batch(es) spooled in %s", sum.Spooled, sp.Dir)}).
 			WithHint("run failreplay --spool %s once the targets are back", sp.Dir)
 	}
 	return nil
 }
 
 // read decodes stdin: batches as they are, bare events as batches of one.
-func read(ctx context.Context, cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.Log) error {
+func read(cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.Log) error {
 	d := event.NewDecoder(stdin)
 	var rec event.Record
 	var seq uint64
-	for ctx.Err() == nil {
+	for {
 		err := d.Next(&rec)
 		if err == io.EOF {
 			return nil
@@ -389,5 +229,4 @@ func read(ctx context.Context, cfg *Config, stdin io.Reader, dispatch func(*even
 			log.Errorf("line %d: a result line is not input for rpush", d.Line())
 		}
 	}
-	return nil
 }

@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"context"
 	"fmt"
 	"reflect"
 	"strings"
@@ -212,7 +211,7 @@ func TestLoop(t *testing.T) {
 		}
 		done := make(chan error)
 		go func() {
-			done <- Loop(context.Background(), co, in, func(b *event.Batch) error {
+			done <- Loop(co, in, func(b *event.Batch) error {
 				mu.Lock()
 				defer mu.Unlock()
 				got = append(got, *b)
@@ -251,20 +250,22 @@ func TestLoop(t *testing.T) {
 	})
 }
 
-// TestLoopCancelFlushes: SIGTERM (ctx done) flushes what is pending.
-func TestLoopCancelFlushes(t *testing.T) {
+// TestLoopStopFlushes: a stop (the reader closes in after SIGTERM) emits
+// what is pending and what was still queued on in, at once.
+func TestLoopStopFlushes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		co := New(Config{Window: time.Hour})
-		in := make(chan []event.Event)
-		ctx, cancel := context.WithCancel(context.Background())
+		in := make(chan []event.Event, 2)
 		var got []event.Batch
 		done := make(chan error)
 		go func() {
-			done <- Loop(ctx, co, in, func(b *event.Batch) error { got = append(got, *b); return nil })
+			done <- Loop(co, in, func(b *event.Batch) error { got = append(got, *b); return nil })
 		}()
 		in <- []event.Event{e("modify", "f")}
-		cancel()
-		if err := <-done; err != nil || len(got) != 1 {
+		synctest.Wait()
+		in <- []event.Event{e("modify", "g")} // read before the stop, still queued
+		close(in)
+		if err := <-done; err != nil || len(got) != 1 || !reflect.DeepEqual(got[0].Sync, []string{"f", "g"}) {
 			t.Fatalf("err %v got %+v", err, got)
 		}
 	})

@@ -1,18 +1,19 @@
 package batch
 
 import (
-	"context"
 	"time"
 
 	"github.com/inopipe/inopipe/internal/event"
 )
 
 // Loop drives c: it adds the events received on in, emits batches when
-// they are due, and when in is closed (end of input) or ctx is done
-// (SIGTERM) it emits everything still pending before it returns, so a
-// batch held in memory is never silently lost. emit errors end the loop.
+// they are due, and when in is closed it emits everything still pending
+// before it returns, so a batch held in memory is never silently lost.
+// in is closed at the end of input and also on SIGTERM, by the reader,
+// once it has handed over every event it read: a stop is never a reason
+// to drop what is queued on in. emit errors end the loop.
 // The clock is time.Now; tests run Loop under testing/synctest.
-func Loop(ctx context.Context, c *Coalescer, in <-chan []event.Event, emit func(*event.Batch) error) error {
+func Loop(c *Coalescer, in <-chan []event.Event, emit func(*event.Batch) error) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
@@ -49,8 +50,6 @@ func Loop(ctx context.Context, c *Coalescer, in <-chan []event.Event, emit func(
 			if err := flush(c.Due(time.Now())); err != nil {
 				return err
 			}
-		case <-ctx.Done():
-			return flush(c.Flush())
 		}
 	}
 }

@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/inopipe/inopipe/internal/event"
@@ -34,9 +32,11 @@ type Pusher struct {
 	Sleep     func(ctx context.Context, d time.Duration) error
 	Warnf     func(format string, a ...any) // operator messages (may be nil)
 
+	// Gate is the source check every run passes, every attempt.
+	Gate Gate
+
 	mu         sync.Mutex
-	filterMode map[string]bool   // targets that need filter mode
-	devices    map[string]uint64 // st_dev of each root when first seen
+	filterMode map[string]bool // targets that need filter mode
 }
 
 // Report is the outcome of one (batch, target).
@@ -64,77 +64,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// ErrEmptySource is Check's refusal of an empty source root for a batch
-// that deletes.
-var ErrEmptySource = errors.New("is empty and the batch deletes")
-
-// emptySource decides a batch that Check refused for an empty source: a
-// dry run of it says how much it would delete on the target. Nothing: the
-// batch may run (r.OK). Something: refused still (unmounted source?), with
-// the count. The dry run failing: that failure, to be retried or spooled
-// as any other (the source is not stopped for it).
-func (p *Pusher) emptySource(ctx context.Context, t rsync.Target, src string, mode rsync.Mode, paths []string, refused Report) Report {
-	o := p.Opts
-	o.DryRun = true
-	dry := p.attempt(ctx, t, o, src, mode, paths)
-	switch {
-	case !dry.OK:
-		dry.Err = "dry run for an empty source: " + dry.Err
-		return dry
-	case dry.Deleted == 0:
-		return Report{OK: true}
-	case dry.Deleted > 0:
-		refused.Err += fmt.Sprintf(" (%d entries on the target); refusing (unmounted?)", dry.Deleted)
-	default:
-		refused.Err += "; refusing (unmounted?; rsync printed no deletion count)"
-	}
-	return refused
-}
-
-// Check refuses to sync from a root that is not what it was: missing, not
-// a directory, on another device than when first seen (an unmounted
-// filesystem shows the empty mount point), or empty while the batch would
-// delete. Every listed path would otherwise look deleted.
-func (p *Pusher) Check(root string, deletes bool) error {
-	var st syscall.Stat_t
-	if err := syscall.Stat(root, &st); err != nil {
-		return fmt.Errorf("source root %s: %v; refusing to sync (it would delete the replica)", root, err)
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
-		return fmt.Errorf("source root %s is not a directory; refusing to sync", root)
-	}
-	p.mu.Lock()
-	if p.devices == nil {
-		p.devices = map[string]uint64{}
-	}
-	dev, seen := p.devices[root]
-	if !seen {
-		p.devices[root] = uint64(st.Dev)
-	}
-	p.mu.Unlock()
-	if seen && dev != uint64(st.Dev) {
-		return fmt.Errorf("source root %s moved to another filesystem (device %d, was %d): unmounted? refusing to sync", root, st.Dev, dev)
-	}
-	if deletes {
-		f, err := os.Open(root)
-		if err != nil {
-			return fmt.Errorf("source root %s: %v", root, err)
-		}
-		names, _ := f.Readdirnames(1)
-		f.Close()
-		if len(names) == 0 {
-			return fmt.Errorf("source root %s %w", root, ErrEmptySource)
-		}
-	}
-	return nil
-}
-
 // Push brings target t in line with the source for batch b.
 func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Report {
 	start := time.Now()
 	src := b.Root
-	if !strings.HasSuffix(src, "/") {
-		return Report{Exit: rsync.ExitFileSelect, Class: rsync.Spool, Err: fmt.Sprintf("root %q is not a directory root (must end in /)", src)}
+	if !strings.HasPrefix(src, "/") || !strings.HasSuffix(src, "/") {
+		return Report{Exit: rsync.ExitFileSelect, Class: rsync.Spool, Err: fmt.Sprintf("root %q is not an absolute directory root (must start and end with /)", src)}
 	}
 	var (
 		list rsync.List
@@ -152,50 +87,54 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 			return r
 		}
 	}
-	if err := p.Check(src, p.Opts.Delete && (b.Full || list.Missing > 0)); err != nil {
-		r := Report{Exit: rsync.ExitFileSelect, Class: rsync.Dangerous, Err: err.Error()}
-		if errors.Is(err, ErrEmptySource) {
-			// An empty source is also a new, still empty data directory
-			// (inowait --resync's first batch): harmless when rsync, asked
-			// with --dry-run, would delete nothing on the target.
-			r = p.emptySource(ctx, t, src, mode, list.Paths, r)
-		}
-		if !r.OK {
-			r.Elapsed = time.Since(start)
-			return r
-		}
-	}
+	// A run deletes on the target when it carries --delete and is full,
+	// lists a missing path, or lists a directory (or the root) to copy
+	// recursively: --delete empties what the source no longer has in it.
+	deletes := p.Opts.Delete && !p.Opts.DryRun && (b.Full || list.Missing > 0 || list.Recursive())
 	if p.MaxDelete > 0 && list.Missing > p.MaxDelete {
 		return Report{Exit: rsync.ExitDelLimit, Class: rsync.Spool, Elapsed: time.Since(start),
 			Err: fmt.Sprintf("batch deletes %d paths, more than --max-delete %d; spooled for review", list.Missing, p.MaxDelete)}
 	}
-	type job struct {
-		mode  rsync.Mode
-		paths []string
-	}
 	var jobs []job
 	switch {
 	case mode == rsync.ModeFull:
-		jobs = []job{{mode, nil}}
+		jobs = []job{{mode: mode, deletes: deletes}}
 	case p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2):
 		for _, c := range split(list.Paths, p.Jobs) {
-			jobs = append(jobs, job{mode, c})
+			jobs = append(jobs, job{mode: mode, paths: c, deletes: deletes})
 		}
 	case len(list.Paths) > 0:
-		jobs = []job{{mode, list.Paths}}
+		jobs = []job{{mode: mode, paths: list.Paths, deletes: deletes}}
 	}
 	if len(list.Dirs) > 0 {
-		// Directories listed for their attributes only: one run without
-		// recursion, beside the others.
-		jobs = append(jobs, job{rsync.ModeDirs, list.Dirs})
+		// Directories listed for their attributes only (the root's own
+		// chmod among them): one run without recursion and without
+		// --delete, beside the others.
+		jobs = append(jobs, job{mode: rsync.ModeDirs, paths: list.Dirs})
+	}
+	var budget *deleteBudget
+	if p.MaxDelete > 0 && deletes {
+		// What a full or recursive run deletes is known only to rsync:
+		// a dry run of each job counts it before any job starts.
+		budget = &deleteBudget{limit: int64(p.MaxDelete), counts: make([]int64, len(jobs))}
+		for i := range jobs {
+			if !jobs[i].deletes {
+				continue
+			}
+			jobs[i].budget, jobs[i].idx = budget, i
+			if r := p.count(ctx, t, src, &jobs[i], 0); r != nil {
+				r.Elapsed = time.Since(start)
+				return *r
+			}
+		}
 	}
 	reports := make([]Report, len(jobs))
 	var wg sync.WaitGroup
-	for i, j := range jobs {
+	for i := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = p.attempt(ctx, t, p.Opts, src, j.mode, j.paths)
+			reports[i] = p.attempt(ctx, t, p.Opts, src, &jobs[i])
 		}()
 	}
 	wg.Wait()
@@ -221,6 +160,106 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 	return r
 }
 
+// job is one rsync run of a batch (a -j slice, the attribute-only dirs, or
+// the whole root).
+type job struct {
+	mode    rsync.Mode
+	paths   []string
+	deletes bool          // the run deletes on the target: the gate checks for emptiness
+	budget  *deleteBudget // --max-delete: counted by a dry run (nil: no limit)
+	idx     int           // this job's slot in budget
+}
+
+// deleteBudget is --max-delete over all jobs of one batch: each job's
+// count, from a dry run, recounted before each retry.
+type deleteBudget struct {
+	mu     sync.Mutex
+	limit  int64
+	counts []int64
+}
+
+// set records job i's count and reports the total when it is over the
+// limit (0 otherwise).
+func (b *deleteBudget) set(i int, n int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.counts[i] = n
+	var sum int64
+	for _, c := range b.counts {
+		sum += c
+	}
+	if sum > b.limit {
+		return sum
+	}
+	return 0
+}
+
+// count dry-runs j to learn what it would delete and checks the budget;
+// known is a count already made (-1: none). nil means within the limit.
+func (p *Pusher) count(ctx context.Context, t rsync.Target, src string, j *job, attempt int) *Report {
+	dry := p.dryRun(ctx, t, src, j)
+	if !dry.OK {
+		dry.Err = "dry run counting deletions for --max-delete: " + dry.Err
+		return &dry
+	}
+	if dry.Deleted < 0 {
+		return &Report{Exit: rsync.ExitDelLimit, Class: rsync.Spool, Attempts: attempt,
+			Err: "rsync printed no deletion count, so --max-delete cannot be checked; spooled for review"}
+	}
+	if sum := j.budget.set(j.idx, dry.Deleted); sum > 0 {
+		return &Report{Exit: rsync.ExitDelLimit, Class: rsync.Spool, Attempts: attempt,
+			Err: fmt.Sprintf("batch would delete %d entries on the target, more than --max-delete %d; spooled for review", sum, p.MaxDelete)}
+	}
+	return nil
+}
+
+// dryRun runs j once with --dry-run (no retries) and reads its --stats.
+func (p *Pusher) dryRun(ctx context.Context, t rsync.Target, src string, j *job) Report {
+	o := p.Opts
+	o.DryRun = true
+	m := j.mode
+	if m == rsync.ModeList && p.needsFilter(t.Spec) {
+		m = rsync.ModeFilter
+	}
+	r := p.once(ctx, t, o, src, m, j.paths, 1)
+	if r.Class == rsync.FilterMode && m == rsync.ModeList {
+		p.setFilter(t.Spec)
+		r = p.once(ctx, t, o, src, rsync.ModeFilter, j.paths, 1)
+	}
+	return r
+}
+
+// preflight is what runs before every attempt of a job that is not a dry
+// run: the gate, then, for an empty root, a dry run that must find nothing
+// to delete (a new, still empty data directory passes; an unmounted one
+// over a full target does not), and on a retry a new count for
+// --max-delete. nil means go.
+func (p *Pusher) preflight(ctx context.Context, t rsync.Target, src string, j *job, attempt int) *Report {
+	err := p.Gate.Check(src, j.deletes)
+	if errors.Is(err, ErrEmptySource) {
+		dry := p.dryRun(ctx, t, src, j)
+		switch {
+		case !dry.OK:
+			dry.Err = "dry run for an empty source: " + dry.Err
+			dry.Attempts = attempt
+			return &dry
+		case dry.Deleted == 0:
+			return nil // nothing on the target either
+		case dry.Deleted > 0:
+			err = &SourceError{Root: src, Err: ErrEmptySource, Detail: fmt.Sprintf("%d entries on the target would be deleted; unmounted?", dry.Deleted)}
+		default:
+			err = &SourceError{Root: src, Err: ErrEmptySource, Detail: "rsync printed no deletion count; unmounted?"}
+		}
+	}
+	if err != nil {
+		return &Report{Exit: rsync.ExitFileSelect, Class: rsync.Dangerous, Attempts: attempt, Err: err.Error()}
+	}
+	if j.budget != nil && attempt > 1 {
+		return p.count(ctx, t, src, j, attempt)
+	}
+	return nil
+}
+
 func joinErrs(errs []error) string {
 	var s []string
 	for _, e := range errs {
@@ -240,9 +279,9 @@ func split(paths []string, n int) [][]string {
 	return out
 }
 
-// attempt runs one chunk with retries, with options opts (p.Opts, or a
-// dry run of them).
-func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options, src string, mode rsync.Mode, paths []string) Report {
+// attempt runs job j with retries, with options opts. Every attempt
+// passes preflight first (a dry run is only counting and passes nothing).
+func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options, src string, j *job) Report {
 	backoff := p.Backoff
 	if backoff <= 0 {
 		backoff = time.Second
@@ -254,26 +293,14 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options
 	var r Report
 	switchedMode := false
 	for attempt := 1; ; attempt++ {
-		m := mode
+		m := j.mode
 		if m == rsync.ModeList && p.needsFilter(t.Spec) {
 			m = rsync.ModeFilter
 		}
-		run := rsync.Run{Binary: p.Binary, Args: rsync.Args(opts, t, src, m), Env: p.Env}
-		switch m {
-		case rsync.ModeList, rsync.ModeDirs:
-			run.Stdin = rsync.Stdin(paths)
-		case rsync.ModeFilter:
-			run.Stdin = rsync.FilterRules(paths)
-		}
-		o := p.Runner.Run(ctx, run)
-		r = Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Class: rsync.Classify(o.Exit, o.Stderr)}
-		if o.Err != nil {
-			r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)
-		} else if o.Exit != 0 {
-			r.Err = fmt.Sprintf("rsync exit %d: %s", o.Exit, lastLines(o.Stderr, 3))
-			if h := rsync.Hint(o.Exit, o.Stderr); h != "" {
-				r.Err += " (" + h + ")"
-			}
+		if pr := p.preflight(ctx, t, src, j, attempt); pr != nil {
+			r = *pr
+		} else {
+			r = p.once(ctx, t, opts, src, m, j.paths, attempt)
 		}
 		switch r.Class {
 		case rsync.Done:
@@ -287,7 +314,7 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options
 			switchedMode = true
 			if !p.needsFilter(t.Spec) && p.Warnf != nil {
 				p.Warnf("%s rejects --delete-missing-args deletions (rsync bug #910 in 3.4.3 and Debian 12's 3.2.7 security update: %q); switching this target to filter mode",
-					t.Spec, lastLines(o.Stderr, 1))
+					t.Spec, r.Err)
 			}
 			p.setFilter(t.Spec)
 			continue // at once, in filter mode
@@ -304,6 +331,31 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options
 			return r
 		}
 	}
+}
+
+// once is one rsync run, classified.
+func (p *Pusher) once(ctx context.Context, t rsync.Target, opts rsync.Options, src string, m rsync.Mode, paths []string, attempt int) Report {
+	run := rsync.Run{Binary: p.Binary, Args: rsync.Args(opts, t, src, m), Env: p.Env}
+	switch m {
+	case rsync.ModeList, rsync.ModeDirs:
+		run.Stdin = rsync.Stdin(paths)
+	case rsync.ModeFilter:
+		run.Stdin = rsync.FilterRules(paths)
+	}
+	o := p.Runner.Run(ctx, run)
+	r := Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Class: rsync.Classify(o.Exit, o.Stderr)}
+	if o.Err != nil {
+		r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)
+	} else if o.Exit != 0 {
+		r.Err = fmt.Sprintf("rsync exit %d: %s", o.Exit, lastLines(o.Stderr, 3))
+		if h := rsync.Hint(o.Exit, o.Stderr); h != "" {
+			r.Err += " (" + h + ")"
+		}
+	}
+	if r.Class == rsync.Done {
+		r.OK = true
+	}
+	return r
 }
 
 func (p *Pusher) needsFilter(target string) bool {

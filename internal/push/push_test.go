@@ -114,7 +114,7 @@ func TestEmptySource(t *testing.T) {
 		errPart string
 	}{
 		{"target empty too (a new data dir)", rsync.Outcome{Deleted: 0}, true, rsync.Done, 2, ""},
-		{"target has files (unmounted source?)", rsync.Outcome{Deleted: 5}, false, rsync.Dangerous, 1, "(5 entries on the target); refusing"},
+		{"target has files (unmounted source?)", rsync.Outcome{Deleted: 5}, false, rsync.Dangerous, 1, "5 entries on the target would be deleted"},
 		{"no count printed", rsync.Outcome{Deleted: -1}, false, rsync.Dangerous, 1, "no deletion count"},
 		{"target down: retried, then spooled, source not stopped", rsync.Outcome{Exit: 10, Deleted: -1, Stderr: "connection refused"}, false, rsync.Retry, 3, "dry run for an empty source: rsync exit 10"},
 	} {

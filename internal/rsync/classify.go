@@ -33,8 +33,8 @@ const (
 	Retry                   // transient: retry with backoff, then spool
 	FilterMode              // the receiver rejects --delete-missing-args: switch this target to filter mode, retry at once
 	Spool                   // will not get better by retrying now: spool and report
-	Dangerous               // stop this source (errors selecting files: a root that is not what it was)
-	Config                  // the binary is missing or cannot run: stop after spooling what is pending
+	Dangerous               // stop this source: the safety gate refused its root (never an rsync exit code)
+	Config                  // the binary is missing or cannot run: this target spools from now on
 )
 
 func (c Class) String() string {
@@ -59,7 +59,11 @@ func Classify(code int, stderr string) Class {
 		}
 		return Spool
 	case ExitFileSelect:
-		return Dangerous
+		// Errors selecting input/output files: as often the target's
+		// side (its destination is a file, a module path is missing)
+		// as the source's. Source-side danger is the gate's to find,
+		// before the run; this only spools for this target.
+		return Spool
 	case ExitNotRun:
 		return Config
 	}

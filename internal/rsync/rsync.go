@@ -245,6 +245,18 @@ type List struct {
 	Errors  []error  // entries rejected (absolute, escaping root, ...)
 }
 
+// Recursive reports whether the list copies a directory recursively ("dir/",
+// or the root itself as "."): with --delete such a run deletes what the
+// source no longer has anywhere under it.
+func (l List) Recursive() bool {
+	for _, p := range l.Paths {
+		if p == "." || strings.HasSuffix(p, "/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Normalize checks and rewrites a batch's paths against the source root as
 // it is now:
 //   - each path is cleaned; absolute paths and paths leaving the root are
@@ -253,7 +265,11 @@ type List struct {
 //     is replaced by its topmost missing ancestor, so a deleted tree is
 //     deleted whole (otherwise rsync leaves empty dirs and exits 24);
 //   - entries under a recursive entry ("dir/") or under a missing one are
-//     dropped; the list is sorted.
+//     dropped; the list is sorted;
+//   - an existing directory listed without "/" (an attribute change: chmod,
+//     touch) goes to Dirs, to be synced without recursion; the root itself
+//     ("." — a chmod of the watched directory) among them, so that it never
+//     becomes a recursive --delete of the whole root.
 func Normalize(src string, b *event.Batch) List {
 	var l List
 	type ent struct {
@@ -298,6 +314,7 @@ func Normalize(src string, b *event.Batch) List {
 	for i := range ents {
 		e := &ents[i]
 		if e.rel == "." {
+			isDir["."] = true // the root: the gate has checked it is a directory
 			continue
 		}
 		// topmost missing ancestor (or e itself)

@@ -107,7 +107,7 @@ func TestClassify(t *testing.T) {
 		{5, "@ERROR: max connections (2) reached -- try again later", Retry},
 		{5, "@ERROR: auth failed on module data", Spool}, {5, "@ERROR: Unknown module 'x'", Spool},
 		{2, "rsync: [receiver] invalid file mode 00 for ./x", FilterMode}, {2, "protocol version mismatch", Spool},
-		{1, "", Spool}, {4, "", Spool}, {11, "", Spool}, {23, "", Spool}, {3, "", Dangerous}, {ExitNotRun, "", Config}, {99, "", Spool},
+		{1, "", Spool}, {4, "", Spool}, {11, "", Spool}, {23, "", Spool}, {3, "", Spool}, {ExitNotRun, "", Config}, {99, "", Spool},
 	}
 	for _, c := range cases {
 		if got := Classify(c.code, c.stderr); got != c.want {
@@ -165,11 +165,25 @@ func TestNormalizeAttributeDirs(t *testing.T) {
 	}
 	b := &event.Batch{Root: src + "/", Sync: []string{"chmod", "chmod/sub", "both/", "both", "rec/", "rec/inner", "."}}
 	l := Normalize(src+"/", b)
-	if want := []string{".", "both/", "rec/"}; !reflect.DeepEqual(l.Paths, want) {
+	if want := []string{"both/", "rec/"}; !reflect.DeepEqual(l.Paths, want) {
 		t.Errorf("Paths = %q, want %q", l.Paths, want)
 	}
-	if want := []string{"chmod", "chmod/sub"}; !reflect.DeepEqual(l.Dirs, want) {
+	// "." is a chmod of the root itself: its attributes, never a
+	// recursive --delete of the whole root (safety issue, case 1).
+	if want := []string{".", "chmod", "chmod/sub"}; !reflect.DeepEqual(l.Dirs, want) {
 		t.Errorf("Dirs = %q, want %q", l.Dirs, want)
+	}
+	if !l.Recursive() {
+		t.Errorf("Recursive() = false with %q", l.Paths)
+	}
+	// Only "./" asks for the root recursively, and then the list says so.
+	l = Normalize(src+"/", &event.Batch{Root: src + "/", Sync: []string{"./"}})
+	if want := []string{"."}; !reflect.DeepEqual(l.Paths, want) || len(l.Dirs) != 0 || !l.Recursive() {
+		t.Errorf("\"./\": Paths %q Dirs %q Recursive %v", l.Paths, l.Dirs, l.Recursive())
+	}
+	l = Normalize(src+"/", &event.Batch{Root: src + "/", Sync: []string{"chmod"}})
+	if l.Recursive() {
+		t.Errorf("Recursive() = true with %q", l.Paths)
 	}
 }
 

@@ -25,31 +25,40 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/inopipe/inopipe/internal/atomicfile"
 	"github.com/inopipe/inopipe/internal/event"
 )
 
 // Sentinel errors.
 var (
-	ErrLocked  = errors.New("spool: locked by another process")
-	ErrCorrupt = errors.New("spool: corrupt entry")
+	ErrLocked   = errors.New("spool: locked by another process")
+	ErrCorrupt  = errors.New("spool: corrupt entry")
+	ErrSymlink  = errors.New("is a symlink; refusing it (give the real directory)")
+	ErrNotDir   = errors.New("is not a directory")
+	ErrNotOwner = errors.New("is owned by another user; refusing it")
+	ErrMode     = errors.New("is writable by group or others; refusing it")
 )
 
 const (
 	suffix        = ".batch"
-	tmpPrefix     = ".tmp-"
+	tmpPrefix     = atomicfile.TempPrefix
 	quarantineDir = "quarantine"
 	stateFile     = "targets.json"
 )
 
 // Entry is one undelivered (batch, target).
 type Entry struct {
-	Target       string      `json:"target"`
-	Attempts     int         `json:"attempts"`
-	FirstFailure time.Time   `json:"first_failure"`
-	LastFailure  time.Time   `json:"last_failure"`
-	LastError    string      `json:"last_error"`
-	Exit         int         `json:"exit"`
-	Batch        event.Batch `json:"-"`
+	Target       string    `json:"target"`
+	Attempts     int       `json:"attempts"`
+	FirstFailure time.Time `json:"first_failure"`
+	LastFailure  time.Time `json:"last_failure"`
+	LastError    string    `json:"last_error"`
+	Exit         int       `json:"exit"`
+	// Failures counts the replays in a row that failed for a reason
+	// retrying does not cure (not a target that is down); failreplay
+	// parks the entry in quarantine/ when it reaches its limit.
+	Failures int         `json:"failures,omitempty"`
+	Batch    event.Batch `json:"-"`
 }
 
 // Spool is a directory of entries.
@@ -58,13 +67,41 @@ type Spool struct {
 	Now func() time.Time
 }
 
-// Open creates dir (mode 0700) if needed.
+// Open creates dir (mode 0700) if needed, and refuses a spool that someone
+// else could have written: entries become rsync runs that delete on the
+// targets, so a planted entry is an attack. dir must be a real directory
+// (not a symlink), owned by the user running the tool, writable by no
+// group or other; a mode that only lets others read is tightened to 0700.
 func Open(dir string) (*Spool, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("spool %s: %w", dir, err)
+		}
+		fi, err = os.Lstat(dir)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", dir, err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return nil, fmt.Errorf("spool %s: %w", dir, ErrSymlink)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("spool %s: %w", dir, ErrNotDir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("spool %s: %w (uid %d, not %d)", dir, ErrNotOwner, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		// Someone else may have planted entries: tightening the mode
+		// now would not remove them.
+		return nil, fmt.Errorf("spool %s: %w (mode %04o; check its entries, then chmod 700 it)", dir, ErrMode, fi.Mode().Perm())
+	}
+	if fi.Mode().Perm() != 0o700 {
+		// Readable by others (a plain mkdir): entries name files; close it.
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("spool %s: %w", dir, err)
+		}
 	}
 	return &Spool{Dir: dir, Now: time.Now}, nil
 }
@@ -107,8 +144,8 @@ func decode(b []byte) (*Entry, error) {
 	if err := event.Unmarshal(bytes.TrimSpace(rest), &rec); err != nil || rec.Kind != event.KindBatch {
 		return nil, fmt.Errorf("%w: batch line: %v", ErrCorrupt, err)
 	}
-	if rec.Batch.Root == "" {
-		return nil, fmt.Errorf("%w: batch without root", ErrCorrupt)
+	if r := rec.Batch.Root; !strings.HasPrefix(r, "/") || !strings.HasSuffix(r, "/") {
+		return nil, fmt.Errorf("%w: root %q is not an absolute directory (ending in /)", ErrCorrupt, r)
 	}
 	e.Batch = rec.Batch
 	return e, nil
@@ -125,48 +162,20 @@ func (s *Spool) Put(e *Entry) (string, error) {
 // Update rewrites an entry in place (attempts, last error).
 func (s *Spool) Update(path string, e *Entry) error { return s.write(path, e) }
 
-// write is the atomic file write: temp name, fsync, rename, fsync dir.
-func (s *Spool) write(path string, e *Entry) (err error) {
+// write is the atomic file write (atomicfile: temp name, fsync, rename,
+// fsync dir).
+func (s *Spool) write(path string, e *Entry) error {
 	data, err := encode(e)
+	if err == nil {
+		err = atomicfile.Write(path, data, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("spool put: %w", err)
 	}
-	f, err := os.CreateTemp(s.Dir, tmpPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("spool put: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("spool put: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("spool put: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("spool put: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("spool put: %w", err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("spool put: %w", err)
-	}
-	return s.syncDir()
+	return nil
 }
 
-func (s *Spool) syncDir() error {
-	d, err := os.Open(s.Dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func (s *Spool) syncDir() error { return atomicfile.SyncDir(s.Dir) }
 
 // List returns the entry files, oldest first. Temporary files older than
 // a minute (left by a crash) are removed.
@@ -224,6 +233,22 @@ func (s *Spool) Remove(path string) error {
 	return s.syncDir()
 }
 
+// Quarantined is the number of entries parked in DIR/quarantine (for
+// monitoring).
+func (s *Spool) Quarantined() int {
+	des, err := os.ReadDir(filepath.Join(s.Dir, quarantineDir))
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), suffix) {
+			n++
+		}
+	}
+	return n
+}
+
 // Quarantine moves an unreadable entry aside so that it never blocks the
 // others, and returns its new path.
 func (s *Spool) Quarantine(path string) (string, error) {
@@ -263,9 +288,22 @@ type Pair struct {
 	Target string `json:"target"`
 }
 
-// RecordPairs merges pairs into DIR/targets.json (atomically).
+// RecordPairs merges pairs into DIR/targets.json (atomically), under an
+// exclusive lock on DIR/.targets.lock so that rpush processes sharing the
+// spool never lose each other's pairs (read, merge, write is not atomic).
 func (s *Spool) RecordPairs(pairs []Pair) error {
-	have, _ := s.Pairs()
+	lf, err := os.OpenFile(filepath.Join(s.Dir, ".targets.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("targets.json lock: %w", err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("targets.json lock: %w", err)
+	}
+	have, err := s.Pairs()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("targets.json: %w (not rewritten)", err)
+	}
 	seen := map[Pair]bool{}
 	for _, p := range have {
 		seen[p] = true
@@ -285,24 +323,10 @@ func (s *Spool) RecordPairs(pairs []Pair) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.Dir, tmpPrefix+"*")
-	if err != nil {
-		return err
+	if err := atomicfile.Write(filepath.Join(s.Dir, stateFile), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("targets.json: %w", err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
-	if err := os.Rename(f.Name(), filepath.Join(s.Dir, stateFile)); err != nil {
-		return err
-	}
-	return s.syncDir()
+	return nil
 }
 
 // Pairs reads DIR/targets.json.

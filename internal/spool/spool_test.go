@@ -2,9 +2,11 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,5 +103,89 @@ func TestPairs(t *testing.T) {
 	got, err := s.Pairs()
 	if err != nil || len(got) != 2 {
 		t.Fatalf("%v %v", got, err)
+	}
+}
+
+// Safety issue, case 6: a spool someone else could have written is
+// refused with a clear error; a spool only others could read is closed.
+func TestOpenRefusesForeignSpools(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o700)
+	link := filepath.Join(base, "link")
+	os.Symlink(real, link)
+	if _, err := Open(link); !errors.Is(err, ErrSymlink) {
+		t.Errorf("symlink: %v", err)
+	}
+	wide := filepath.Join(base, "wide")
+	os.Mkdir(wide, 0o700)
+	os.Chmod(wide, 0o777)
+	if _, err := Open(wide); !errors.Is(err, ErrMode) {
+		t.Errorf("mode 0777: %v", err)
+	}
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := Open(file); !errors.Is(err, ErrNotDir) {
+		t.Errorf("file: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(base, "other")
+		os.Mkdir(other, 0o700)
+		os.Chown(other, 65534, 65534)
+		if _, err := Open(other); !errors.Is(err, ErrNotOwner) {
+			t.Errorf("owned by nobody: %v", err)
+		}
+	}
+	readable := filepath.Join(base, "readable")
+	os.Mkdir(readable, 0o755)
+	if _, err := Open(readable); err != nil {
+		t.Fatalf("mode 0755: %v", err)
+	}
+	if fi, _ := os.Stat(readable); fi.Mode().Perm() != 0o700 {
+		t.Errorf("mode 0755 not tightened: %v", fi.Mode())
+	}
+}
+
+// Safety issue, case 8: rpush processes sharing a spool never lose each
+// other's (root, target) pairs.
+func TestRecordPairsConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(dir) // one Spool per process, as rpush has
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.RecordPairs([]Pair{{Root: fmt.Sprintf("/r%d/", i), Target: "h::m"}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	s, _ := Open(dir)
+	pairs, err := s.Pairs()
+	if err != nil || len(pairs) != n {
+		t.Fatalf("%d pairs recorded of %d (%v)", len(pairs), n, err)
+	}
+}
+
+// Safety issue, case 9: an entry whose root is not an absolute directory
+// is corrupt (quarantined), not a failure replayed on every run.
+func TestInvalidRootIsCorrupt(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	for _, root := range []string{"data/", "/data", "."} {
+		p, err := s.Put(&Entry{Target: "h::m", Batch: event.Batch{Root: root, Full: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Read(p); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("root %q: %v", root, err)
+		}
+		s.Remove(p)
 	}
 }

@@ -1,0 +1,365 @@
+// Package dispatch is rpush's engine: every batch goes to every target's
+// queue; one worker per target pushes it (push.Pusher: the safety gate,
+// retries, -j slices) and, when that fails, spools it; a stop runs or
+// spools every batch that was handed in. cmd/rpush reads stdin and prints
+// results around it; tests drive it in-process with a fake Pusher and
+// Spooler.
+//
+// Targets are isolated: whatever fails on one target (an rsync error of any
+// class, a queue that is full, a spool that cannot take its batches) is
+// that target's alone. Only the gate's refusal of a source root (source
+// side danger: unmounted, emptied, replaced) stops that root, for every
+// target, because every target would be harmed by it.
+//
+// A batch that can be neither delivered nor spooled is never dropped in
+// silence: its (target, root) owes a full sync, which the worker tries
+// (and spools) before that target's next batch of that root; whatever is
+// still owed when the engine closes makes Close report it, and rpush exits
+// non-zero so that the supervisor restarts the pipeline with a resync.
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/push"
+	"github.com/inopipe/inopipe/internal/rsync"
+	"github.com/inopipe/inopipe/internal/spool"
+	"github.com/inopipe/inopipe/internal/status"
+)
+
+// Pusher delivers one batch to one target (*push.Pusher).
+type Pusher interface {
+	Push(ctx context.Context, t rsync.Target, b *event.Batch) push.Report
+}
+
+// Spooler keeps what could not be delivered (*spool.Spool).
+type Spooler interface {
+	Put(e *spool.Entry) (string, error)
+	RecordPairs(pairs []spool.Pair) error
+}
+
+var (
+	_ Pusher  = (*push.Pusher)(nil)
+	_ Spooler = (*spool.Spool)(nil)
+)
+
+// Config shapes an Engine.
+type Config struct {
+	Targets []rsync.Target
+	Queue   int           // batches waiting per target; past it, further ones are spooled for it
+	Init    bool          // a full sync of each root to each target before its first batch
+	Grace   time.Duration // after Stop, rsyncs in flight get this long before they are stopped
+
+	// SpoolTries is how many times a spool write is tried (default 3),
+	// SpoolBackoff the first pause between tries (default 100ms, doubling).
+	SpoolTries   int
+	SpoolBackoff time.Duration
+
+	Progress bool             // say when --init full syncs start and end (a terminal)
+	Now      func() time.Time // default time.Now
+}
+
+// Summary is what Close reports.
+type Summary struct {
+	Spooled int               // batches written to the spool
+	Stopped map[string]string // source roots stopped by the gate -> why
+	Owed    []Owed            // (target, root) pairs that lost a batch: neither delivered nor spooled
+}
+
+// Owed is a (target, root) that owes a full sync because a batch could be
+// neither delivered nor spooled.
+type Owed struct {
+	Target, Root string
+	Batches      int // how many batches it stands for
+}
+
+// Engine is the dispatcher. Create it with New; Dispatch from one
+// goroutine (the reader); Stop from any; Close once, at the end.
+type Engine struct {
+	cfg   Config
+	p     Pusher
+	sp    Spooler
+	log   *base.Log
+	track *status.Tracker
+	emit  func(*event.Result)
+
+	// runCtx outlives Stop by cfg.Grace so that rsyncs in flight may
+	// finish; then they are stopped (SIGTERM to their process group).
+	runCtx     context.Context
+	cancelRuns context.CancelFunc
+	stopping   chan struct{} // closed by Stop
+	stopOnce   sync.Once
+
+	workers []*worker
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex // guards the fields below
+	closed   bool
+	spooled  int
+	stopped  map[string]string
+	pairs    map[spool.Pair]bool
+	disabled map[string]string // target -> why it spools everything (Config class)
+}
+
+type worker struct {
+	target rsync.Target
+	ch     chan *event.Batch
+	// Touched only by this worker's goroutine: no lock.
+	inited map[string]bool // roots already fully synced (--init)
+
+	// owed is also written by Dispatch's goroutine (a full queue whose
+	// spool write fails), hence mu.
+	mu   sync.Mutex
+	owed map[string]int // root -> batches lost since its last full sync
+}
+
+// New starts one worker per target. emit receives one result per (batch,
+// target), from several goroutines, never concurrently with itself
+// being required (the caller serialises if it must).
+func New(cfg Config, p Pusher, sp Spooler, log *base.Log, track *status.Tracker, emit func(*event.Result)) *Engine {
+	if cfg.Queue < 1 {
+		cfg.Queue = 1
+	}
+	if cfg.SpoolTries < 1 {
+		cfg.SpoolTries = 3
+	}
+	if cfg.SpoolBackoff <= 0 {
+		cfg.SpoolBackoff = 100 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Engine{cfg: cfg, p: p, sp: sp, log: log, track: track, emit: emit,
+		stopping: make(chan struct{}), stopped: map[string]string{}, pairs: map[spool.Pair]bool{}, disabled: map[string]string{}}
+	e.runCtx, e.cancelRuns = context.WithCancel(context.Background())
+	for _, t := range cfg.Targets {
+		w := &worker{target: t, ch: make(chan *event.Batch, cfg.Queue), inited: map[string]bool{}, owed: map[string]int{}}
+		e.workers = append(e.workers, w)
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			for b := range w.ch {
+				e.handle(w, b)
+			}
+		}()
+	}
+	return e
+}
+
+func (e *Engine) isStopping() bool {
+	select {
+	case <-e.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop begins shutdown (SIGTERM): batches not yet started are spooled;
+// rsyncs in flight get cfg.Grace to finish, then are stopped and their
+// batches spooled. Dispatch still accepts (and spools) batches after Stop,
+// so that the reader can hand in everything it has read.
+func (e *Engine) Stop() {
+	e.stopOnce.Do(func() {
+		close(e.stopping)
+		time.AfterFunc(e.cfg.Grace, e.cancelRuns)
+	})
+}
+
+// Dispatch hands b to every target's queue. A full queue (a slow or dead
+// target) never blocks the others: the batch is spooled for that target.
+func (e *Engine) Dispatch(b *event.Batch) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		panic("dispatch: Dispatch after Close")
+	}
+	for _, w := range e.workers {
+		e.track.Queued(w.target.Spec, b.Seq, b.First)
+		if !e.isStopping() {
+			select {
+			case w.ch <- b:
+				continue
+			default:
+			}
+		}
+		why := "not run: target queue full (target too slow)"
+		if e.isStopping() {
+			why = "not run: rpush is stopping"
+		}
+		e.notRun(w, b, why)
+	}
+}
+
+// Close ends input: the workers finish their queues (running or spooling
+// each batch) and Close waits for them.
+func (e *Engine) Close() Summary {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+		for _, w := range e.workers {
+			close(w.ch)
+		}
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+	e.cancelRuns()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Summary{Spooled: e.spooled, Stopped: map[string]string{}}
+	for r, why := range e.stopped {
+		s.Stopped[r] = why
+	}
+	for _, w := range e.workers {
+		w.mu.Lock()
+		for root, n := range w.owed {
+			s.Owed = append(s.Owed, Owed{Target: w.target.Spec, Root: root, Batches: n})
+		}
+		w.mu.Unlock()
+	}
+	return s
+}
+
+// notRun reports b as not run for w's target and spools it.
+func (e *Engine) notRun(w *worker, b *event.Batch, why string) {
+	r := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec, Exit: rsync.ExitNotRun, Error: why}
+	e.spool(w, b, r, why, rsync.ExitNotRun)
+	e.track.Done(w.target.Spec, b.Seq, e.cfg.Now(), false, r.Spooled != "", 0, 0, 0, r.Error)
+	e.emit(r)
+}
+
+// spool writes b for w's target, trying cfg.SpoolTries times. When it
+// cannot, the (target, root) owes a full sync (see the package doc).
+func (e *Engine) spool(w *worker, b *event.Batch, r *event.Result, why string, exit int) {
+	now := e.cfg.Now()
+	ent := &spool.Entry{Target: w.target.Spec, Attempts: r.Attempts, FirstFailure: now, LastFailure: now, LastError: why, Exit: exit, Batch: *b}
+	var path string
+	var err error
+	pause := e.cfg.SpoolBackoff
+	for try := 1; ; try++ {
+		if path, err = e.sp.Put(ent); err == nil || try >= e.cfg.SpoolTries {
+			break
+		}
+		time.Sleep(pause)
+		pause *= 2
+	}
+	if err != nil {
+		w.owe(b.Root)
+		e.log.Errorf("batch %d for %s could be neither delivered nor spooled: %v; a full sync of %s is owed to it", b.Seq, w.target.Spec, err, b.Root)
+		r.Error = why + "; and spooling failed: " + err.Error()
+		return
+	}
+	e.mu.Lock()
+	e.spooled++
+	e.mu.Unlock()
+	r.Spooled = path
+}
+
+// owe records a batch of root lost for w's target.
+func (w *worker) owe(root string) {
+	w.mu.Lock()
+	w.owed[root]++
+	w.mu.Unlock()
+}
+
+// owes is how many batches of root w's target has lost.
+func (w *worker) owes(root string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.owed[root]
+}
+
+func (e *Engine) handle(w *worker, b *event.Batch) {
+	r := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec}
+	pair := spool.Pair{Root: b.Root, Target: w.target.Spec}
+	e.mu.Lock()
+	newPair := !e.pairs[pair]
+	e.pairs[pair] = true
+	disabled, stopped := e.disabled[w.target.Spec], e.stopped[b.Root]
+	e.mu.Unlock()
+	if newPair {
+		if err := e.sp.RecordPairs([]spool.Pair{pair}); err != nil {
+			e.log.Warnf("record %s → %s for failreplay --full: %v", b.Root, w.target.Spec, err)
+		}
+	}
+	switch {
+	case stopped != "":
+		r.Error = "not run: source stopped: " + stopped
+	case disabled != "":
+		r.Error = "not run: " + disabled
+	case e.isStopping():
+		r.Error = "not run: rpush is stopping"
+	}
+	if r.Error != "" {
+		e.notRun(w, b, r.Error)
+		return
+	}
+	if e.cfg.Init && !w.inited[b.Root] && !b.Full {
+		w.inited[b.Root] = true
+		e.initial(w, b)
+	}
+	owed := w.owes(b.Root)
+	if owed > 0 && !b.Full {
+		// A lost batch of this root: the full sync it owes covers this
+		// batch as well.
+		b = &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}, Events: b.Events, First: b.First, Last: b.Last}
+	}
+	rep := e.p.Push(e.runCtx, w.target, b)
+	r.OK, r.Exit, r.Paths, r.Bytes, r.Attempts, r.Error = rep.OK, rep.Exit, rep.Paths, rep.Bytes, rep.Attempts, rep.Err
+	r.Seconds = rep.Elapsed.Seconds()
+	if !rep.OK {
+		switch rep.Class {
+		case rsync.Dangerous:
+			e.mu.Lock()
+			e.stopped[b.Root] = rep.Err
+			e.mu.Unlock()
+			e.log.Errorf("%s; no more batches of this root are run, for any target (they are spooled)", rep.Err)
+			e.log.Hintf("check the source (mounted? emptied by mistake?), then restart the pipeline: it resyncs on start")
+		case rsync.Config:
+			e.mu.Lock()
+			e.disabled[w.target.Spec] = rep.Err
+			e.mu.Unlock()
+			e.log.Errorf("%s; every further batch for %s is spooled", rep.Err, w.target.Spec)
+		}
+		e.spool(w, b, r, rep.Err, rep.Exit)
+	}
+	if owed > 0 && (r.OK || r.Spooled != "") {
+		// The owed full sync was delivered, or is now in the spool.
+		w.mu.Lock()
+		delete(w.owed, b.Root)
+		w.mu.Unlock()
+		e.log.Infof("the full sync of %s owed to %s is %s", b.Root, w.target.Spec, map[bool]string{true: "done", false: "spooled"}[r.OK])
+	}
+	e.track.Done(w.target.Spec, b.Seq, e.cfg.Now(), r.OK, r.Spooled != "", r.Paths, r.Bytes, r.Attempts, r.Error)
+	e.emit(r)
+}
+
+// initial is --init: a full sync of b's root to w's target before its
+// first batch; spooled when it fails.
+func (e *Engine) initial(w *worker, b *event.Batch) {
+	full := &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}}
+	if e.cfg.Progress {
+		e.log.Infof("initial full sync of %s to %s…", b.Root, w.target.Spec)
+	}
+	rep := e.p.Push(e.runCtx, w.target, full)
+	if rep.OK {
+		if e.cfg.Progress {
+			e.log.Infof("initial full sync of %s to %s done in %.1fs", b.Root, w.target.Spec, rep.Elapsed.Seconds())
+		}
+		return
+	}
+	e.log.Warnf("initial full sync of %s to %s: %s (spooled)", b.Root, w.target.Spec, rep.Err)
+	fr := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec, Exit: rep.Exit, Attempts: rep.Attempts}
+	e.spool(w, full, fr, rep.Err, rep.Exit)
+}
+
+// String renders an Owed for an error message.
+func (o Owed) String() string {
+	return fmt.Sprintf("%d batch(es) of %s for %s", o.Batches, o.Root, o.Target)
+}
