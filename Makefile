@@ -44,6 +44,7 @@ e2e: build
 fuzz:
 	$(GO) test ./internal/event -run '^$$' -fuzz FuzzDecode -fuzztime 30s
 	$(GO) test ./internal/event -run '^$$' -fuzz FuzzEventRoundTrip -fuzztime 30s
+	$(GO) test ./internal/event -run '^$$' -fuzz FuzzDecodeDifferential -fuzztime 30s
 
 # Long runs: Go benchmarks and the comparisons against inotifywait, lsyncd
 # and a single ideal rsync (results in bench/RESULTS.md).

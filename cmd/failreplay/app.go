@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"time"
@@ -39,9 +40,10 @@ EXIT STATUS:
 
 // Config is failreplay's own part of the command line.
 type Config struct {
-	Target string
-	MaxAge time.Duration
-	Full   bool
+	Target      string
+	MaxAge      time.Duration
+	Full        bool
+	MaxFailures int // replays in a row that fail for a lasting reason before an entry is quarantined
 }
 
 func newApp() *cli.App {
@@ -49,6 +51,7 @@ func newApp() *cli.App {
 		&cli.StringFlag{Name: "target", Usage: "replay only entries for `TARGET` (as written to rpush)"},
 		&cli.DurationFlag{Name: "max-age", Usage: "replay entries older than `DURATION` as a full sync of their root instead of their path list"},
 		&cli.BoolFlag{Name: "full", Usage: "also run a full sync of every (root, target) rpush has served (recorded in DIR/targets.json)"},
+		&cli.IntFlag{Name: "max-failures", Value: 5, Usage: "park an entry in DIR/quarantine after `N` replays in a row fail for a reason retrying does not cure (a target that is down never counts)"},
 	)
 	return &cli.App{
 		Name:            "failreplay",
@@ -69,7 +72,10 @@ func newApp() *cli.App {
 			if err != nil {
 				return err
 			}
-			cfg := &Config{Target: c.String("target"), MaxAge: c.Duration("max-age"), Full: c.Bool("full")}
+			cfg := &Config{Target: c.String("target"), MaxAge: c.Duration("max-age"), Full: c.Bool("full"), MaxFailures: c.Int("max-failures")}
+			if cfg.MaxFailures < 1 {
+				return base.Usagef("--max-failures must be at least 1")
+			}
 			return run(c.Context, cfg, p, sp, c.App.ErrWriter)
 		},
 	}
@@ -81,6 +87,31 @@ type group struct {
 	paths  []string
 	ents   []*spool.Entry
 	batch  event.Batch
+}
+
+// merge adds entry e (file f) to the group's one batch.
+func (g *group) merge(f string, e *spool.Entry, old bool) {
+	g.paths = append(g.paths, f)
+	g.ents = append(g.ents, e)
+	g.batch.Full = g.batch.Full || e.Batch.Full || old
+	g.batch.Sync = append(g.batch.Sync, e.Batch.Sync...)
+	g.batch.Delete = append(g.batch.Delete, e.Batch.Delete...)
+	g.batch.Events += e.Batch.Events
+	g.batch.Seq = max(g.batch.Seq, e.Batch.Seq)
+	if g.batch.Full {
+		g.batch.Sync, g.batch.Delete = []string{}, []string{}
+	}
+}
+
+// replayer is one failreplay run: the spool is locked for its duration.
+type replayer struct {
+	cfg *Config
+	p   *push.Pusher
+	sp  *spool.Spool
+	log *base.Log
+
+	replayed, remain, runs, quarantined int
+	fulls                               map[spool.Pair]string // full-sync entries already in the spool
 }
 
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stderr io.Writer) error {
@@ -95,6 +126,10 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 		return base.Errorf(exitError, "%v", err)
 	}
 	defer unlock()
+	if cfg.MaxFailures < 1 {
+		cfg.MaxFailures = 5
+	}
+	rp := &replayer{cfg: cfg, p: p, sp: sp, log: log, fulls: map[spool.Pair]string{}}
 
 	files, err := sp.List()
 	if err != nil {
@@ -102,7 +137,6 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 	}
 	groups := map[[2]string]*group{}
 	var order [][2]string
-	quarantined := 0
 	for _, f := range files {
 		e, err := sp.Read(f)
 		var t rsync.Target
@@ -110,17 +144,14 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 			t, err = rsync.ParseTarget(e.Target)
 		}
 		if err != nil {
-			q, qerr := sp.Quarantine(f)
-			if qerr != nil {
-				log.Errorf("entry %s is unreadable (%v) and could not be quarantined: %v", f, err, qerr)
-			} else {
-				log.Errorf("entry %s is unreadable: %v; moved to %s", f, err, q)
-			}
-			quarantined++
+			rp.quarantine(f, fmt.Sprintf("is unreadable: %v", err))
 			continue
 		}
 		if cfg.Target != "" && e.Target != cfg.Target {
 			continue
+		}
+		if e.Batch.Full {
+			rp.fulls[spool.Pair{Root: e.Batch.Root, Target: e.Target}] = f
 		}
 		key := [2]string{e.Target, e.Batch.Root}
 		g := groups[key]
@@ -129,81 +160,162 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 			groups[key] = g
 			order = append(order, key)
 		}
-		g.paths = append(g.paths, f)
-		g.ents = append(g.ents, e)
-		old := cfg.MaxAge > 0 && sp.Now().Sub(e.FirstFailure) > cfg.MaxAge
-		g.batch.Full = g.batch.Full || e.Batch.Full || old
-		g.batch.Sync = append(g.batch.Sync, e.Batch.Sync...)
-		g.batch.Delete = append(g.batch.Delete, e.Batch.Delete...)
-		g.batch.Events += e.Batch.Events
-		g.batch.Seq = max(g.batch.Seq, e.Batch.Seq)
+		g.merge(f, e, cfg.MaxAge > 0 && sp.Now().Sub(e.FirstFailure) > cfg.MaxAge)
 	}
-	replayed, remain, runs := 0, 0, 0
 	for _, key := range order {
 		if ctx.Err() != nil {
-			remain += len(groups[key].ents)
+			rp.remain += len(groups[key].ents)
 			continue
 		}
-		g := groups[key]
-		if g.batch.Full {
-			g.batch.Sync, g.batch.Delete = []string{}, []string{}
-		}
-		runs++
-		rep := p.Push(ctx, g.target, &g.batch)
-		if rep.OK {
-			for _, f := range g.paths {
-				if err := sp.Remove(f); err != nil {
-					log.Errorf("%v", err)
-				}
-			}
-			replayed += len(g.paths)
-			continue
-		}
-		log.Warnf("replay to %s of %s failed: %s", g.target.Spec, g.root, rep.Err)
-		for i, e := range g.ents {
-			e.Attempts += max(rep.Attempts, 1)
-			e.LastFailure, e.LastError, e.Exit = sp.Now(), rep.Err, rep.Exit
-			if err := sp.Update(g.paths[i], e); err != nil {
-				log.Errorf("update %s: %v", g.paths[i], err)
-			}
-		}
-		remain += len(g.paths)
+		rp.replay(ctx, groups[key])
 	}
 	fullFailed := 0
+	var putErr error
 	if cfg.Full {
-		pairs, err := sp.Pairs()
-		if err != nil && len(pairs) == 0 {
-			log.Warnf("--full: no (root, target) recorded yet in %s (rpush records them as it serves them)", sp.Dir)
-		}
-		sort.Slice(pairs, func(i, j int) bool { return pairs[i].Target+pairs[i].Root < pairs[j].Target+pairs[j].Root })
-		for _, pr := range pairs {
-			if cfg.Target != "" && pr.Target != cfg.Target || ctx.Err() != nil {
-				continue
-			}
-			t, err := rsync.ParseTarget(pr.Target)
-			if err != nil {
-				log.Errorf("--full: %v", err)
-				fullFailed++
-				continue
-			}
-			runs++
-			rep := p.Push(ctx, t, &event.Batch{Root: pr.Root, Full: true, Sync: []string{}, Delete: []string{}})
-			if !rep.OK {
-				fullFailed++
-				log.Warnf("full sync of %s to %s failed: %s", pr.Root, pr.Target, rep.Err)
-				now := sp.Now()
-				sp.Put(&spool.Entry{Target: pr.Target, Attempts: rep.Attempts, FirstFailure: now, LastFailure: now, LastError: rep.Err, Exit: rep.Exit,
-					Batch: event.Batch{Root: pr.Root, Full: true, Sync: []string{}, Delete: []string{}}})
-			}
-		}
+		fullFailed, putErr = rp.full(ctx)
 	}
 	full := ""
 	if cfg.Full && fullFailed == 0 {
 		full = "; full sync done"
 	}
-	log.Infof("replayed %d entries in %d rsync runs; %d remain; %d quarantined%s", replayed, runs, remain+fullFailed, quarantined, full)
-	if remain+fullFailed > 0 {
+	log.Infof("replayed %d entries in %d rsync runs; %d remain; %d quarantined%s", rp.replayed, rp.runs, rp.remain+fullFailed, rp.quarantined, full)
+	switch {
+	case putErr != nil:
+		return base.Errorf(exitError, "a failed full sync could not be spooled either: %v", putErr)
+	case rp.remain+fullFailed > 0:
 		return base.Exit(exitRemain)
 	}
 	return nil
+}
+
+// replay runs a group's entries as one rsync run. When that fails for a
+// lasting reason (not a target that is down, not the gate), each entry is
+// replayed alone, so that one entry that can never succeed (a poison
+// path) holds back only itself, and is quarantined after
+// cfg.MaxFailures such replays.
+func (rp *replayer) replay(ctx context.Context, g *group) {
+	rp.runs++
+	rep := rp.p.Push(ctx, g.target, &g.batch)
+	if rep.OK {
+		rp.done(g.paths)
+		return
+	}
+	rp.log.Warnf("replay to %s of %s failed: %s", g.target.Spec, g.root, rep.Err)
+	if !lasting(rep.Class) || len(g.ents) == 1 {
+		for i, e := range g.ents {
+			rp.failed(g.paths[i], e, rep)
+		}
+		return
+	}
+	for i, e := range g.ents {
+		if ctx.Err() != nil {
+			rp.remain++
+			continue
+		}
+		one := &group{target: g.target, root: g.root, batch: event.Batch{Root: g.root, Sync: []string{}, Delete: []string{}}}
+		one.merge(g.paths[i], e, false)
+		rp.runs++
+		r := rp.p.Push(ctx, one.target, &one.batch)
+		if r.OK {
+			rp.done(one.paths)
+			continue
+		}
+		rp.failed(g.paths[i], e, r)
+	}
+}
+
+// lasting tells the failures that replaying again soon will not cure.
+func lasting(c rsync.Class) bool {
+	return c != rsync.Retry && c != rsync.Dangerous
+}
+
+func (rp *replayer) done(paths []string) {
+	for _, f := range paths {
+		if err := rp.sp.Remove(f); err != nil {
+			rp.log.Errorf("%v", err)
+		}
+	}
+	rp.replayed += len(paths)
+}
+
+// failed records a failed replay of entry e (file f), and parks it in
+// quarantine when it has failed for a lasting reason cfg.MaxFailures
+// times in a row.
+func (rp *replayer) failed(f string, e *spool.Entry, rep push.Report) {
+	e.Attempts += max(rep.Attempts, 1)
+	e.LastFailure, e.LastError, e.Exit = rp.sp.Now(), rep.Err, rep.Exit
+	if lasting(rep.Class) {
+		e.Failures++
+	} else {
+		e.Failures = 0
+	}
+	if err := rp.sp.Update(f, e); err != nil {
+		rp.log.Errorf("update %s: %v", f, err)
+	}
+	if e.Failures >= rp.cfg.MaxFailures {
+		rp.quarantine(f, fmt.Sprintf("failed %d replays in a row (last: %s)", e.Failures, e.LastError))
+		return
+	}
+	rp.remain++
+}
+
+func (rp *replayer) quarantine(f, why string) {
+	rp.quarantined++
+	q, err := rp.sp.Quarantine(f)
+	if err != nil {
+		rp.log.Errorf("entry %s %s, and could not be quarantined: %v", f, why, err)
+		return
+	}
+	rp.log.Errorf("entry %s %s; moved to %s", f, why, q)
+	rp.log.Hintf("read it (its first line says why), fix the cause, then move it back into %s or delete it; a full sync (failreplay --full) covers its paths", rp.sp.Dir)
+}
+
+// full is --full: a full sync of every (root, target) rpush has served. A
+// failure is spooled, replacing the full-sync entry already there for the
+// same pair rather than adding one more on each run.
+func (rp *replayer) full(ctx context.Context) (failed int, putErr error) {
+	pairs, err := rp.sp.Pairs()
+	if err != nil && len(pairs) == 0 {
+		rp.log.Warnf("--full: no (root, target) recorded yet in %s (rpush records them as it serves them)", rp.sp.Dir)
+	}
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i].Target+pairs[i].Root < pairs[j].Target+pairs[j].Root })
+	for _, pr := range pairs {
+		if rp.cfg.Target != "" && pr.Target != rp.cfg.Target || ctx.Err() != nil {
+			continue
+		}
+		t, err := rsync.ParseTarget(pr.Target)
+		if err != nil {
+			rp.log.Errorf("--full: %v", err)
+			failed++
+			continue
+		}
+		rp.runs++
+		b := event.Batch{Root: pr.Root, Full: true, Sync: []string{}, Delete: []string{}}
+		rep := rp.p.Push(ctx, t, &b)
+		if rep.OK {
+			continue
+		}
+		failed++
+		rp.log.Warnf("full sync of %s to %s failed: %s", pr.Root, pr.Target, rep.Err)
+		now := rp.sp.Now()
+		if f, ok := rp.fulls[pr]; ok {
+			if e, err := rp.sp.Read(f); err == nil {
+				e.Attempts += max(rep.Attempts, 1)
+				e.LastFailure, e.LastError, e.Exit = now, rep.Err, rep.Exit
+				if err := rp.sp.Update(f, e); err != nil {
+					putErr = err
+					rp.log.Errorf("spool full sync of %s to %s: %v", pr.Root, pr.Target, err)
+				}
+				continue
+			}
+		}
+		f, err := rp.sp.Put(&spool.Entry{Target: pr.Target, Attempts: rep.Attempts, FirstFailure: now, LastFailure: now, LastError: rep.Err, Exit: rep.Exit, Batch: b})
+		if err != nil {
+			putErr = err
+			rp.log.Errorf("spool full sync of %s to %s: %v", pr.Root, pr.Target, err)
+			continue
+		}
+		rp.fulls[pr] = f
+	}
+	return failed, putErr
 }

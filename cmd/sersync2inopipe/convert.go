@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/inopipe/inopipe/internal/rsync"
 )
 
 // The parts of sersync's confxml.xml (format 2.5) that mean something for
@@ -191,6 +193,10 @@ func convert(c *config, name, spool string) (*result, error) {
 			if w == "--delete" || strings.HasPrefix(w, "--delete-") || w == "--recursive" || w == "--archive" {
 				continue
 			}
+			if err := rsync.CheckOpts([]string{w}); err != nil {
+				r.warnf("commonParams %v: dropped", err)
+				continue
+			}
 			rsyncOpts = append(rsyncOpts, w)
 		case strings.HasPrefix(w, "-"):
 			keep := ""
@@ -204,6 +210,10 @@ func convert(c *config, name, spool string) (*result, error) {
 				}
 			}
 			if keep != "" {
+				if err := rsync.CheckOpts([]string{"-" + keep}); err != nil {
+					r.warnf("commonParams %v: dropped", err)
+					continue
+				}
 				rsyncOpts = append(rsyncOpts, "-"+keep)
 			}
 		default:

@@ -389,11 +389,14 @@ func (p *parser) str() (string, error) {
 	return "", p.errf("unterminated string")
 }
 
-// strCached is str, returning *cache when the string is the same.
+// strCached is str, returning *cache when the string is the same. Only a
+// cache that needs no escaping in JSON (no '"', '\\' or control byte) can
+// be compared with the raw bytes of the line: a raw '"' there ends the
+// string (a cached `a"b` must not match the invalid `"a"b"`).
 func (p *parser) strCached(cache *string) (string, error) {
 	if p.i < len(p.b) && p.b[p.i] == '"' {
 		end := p.i + 1 + len(*cache)
-		if end < len(p.b) && p.b[end] == '"' && string(p.b[p.i+1:end]) == *cache && bytes.IndexByte(p.b[p.i+1:end], '\\') < 0 {
+		if end < len(p.b) && p.b[end] == '"' && string(p.b[p.i+1:end]) == *cache && plain(p.b[p.i+1:end]) {
 			p.i = end + 1
 			return *cache, nil
 		}
@@ -403,6 +406,16 @@ func (p *parser) strCached(cache *string) (string, error) {
 		*cache = s
 	}
 	return s, err
+}
+
+// plain reports whether b can stand in a JSON string as is.
+func plain(b []byte) bool {
+	for _, c := range b {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) hex4() (rune, error) {
@@ -520,13 +533,52 @@ func (p *parser) number() []byte {
 	return p.b[start:p.i]
 }
 
+// jsonNumber reports whether tok follows JSON's number grammar, which is
+// stricter than strconv's: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func jsonNumber(tok []byte) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(tok) && tok[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(tok) && tok[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(tok) && tok[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(tok)
+}
+
 func (p *parser) int() (int64, error) {
 	if p.lit("null") {
 		return 0, nil
 	}
 	tok := p.number()
 	n, err := strconv.ParseInt(string(tok), 10, 64)
-	if err != nil {
+	if err != nil || !jsonNumber(tok) {
 		return 0, p.errf("expected an integer, got %q", tok)
 	}
 	return n, nil
@@ -538,7 +590,7 @@ func (p *parser) float() (float64, error) {
 	}
 	tok := p.number()
 	f, err := strconv.ParseFloat(string(tok), 64)
-	if err != nil {
+	if err != nil || !jsonNumber(tok) {
 		return 0, p.errf("expected a number, got %q", tok)
 	}
 	return f, nil
@@ -607,7 +659,7 @@ func (p *parser) skip(depth int) error {
 			return nil
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
-		if _, err := strconv.ParseFloat(string(p.number()), 64); err == nil {
+		if tok := p.number(); jsonNumber(tok) {
 			return nil
 		}
 	}

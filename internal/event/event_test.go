@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 )
 
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
@@ -294,6 +296,40 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(norm(again), norm(rec)) {
 			t.Fatalf("not stable:\nin  %q\nenc %q\n%+v\n%+v", line, enc, norm(rec), norm(again))
+		}
+	})
+}
+
+// FuzzDecodeDifferential: on valid UTF-8, every line encoding/json rejects
+// is rejected here too (safety issue, case 12: the decoder accepted
+// `"root":"a"b"` after a line whose root was a"b). The decoder keeps a
+// cache across lines, so each input is two lines through one Decoder.
+func FuzzDecodeDifferential(f *testing.F) {
+	f.Add([]byte(`{"seq":1,"root":"a\"b","sync":[]}`), []byte(`{"seq":2,"root":"a"b","sync":[]}`))
+	f.Add([]byte(`{"time":"2026-11-21T10:00:00Z","root":"/d/","watch":"/d/","name":"x","path":"/d/x","events":["CREATE"]}`),
+		[]byte(`{"time":"2026-11-21T10:00:00Z","root":"/d/","watch":"/d/","name":"x","path":"/d/x","events":["CREATE"],}`))
+	f.Add([]byte(`{"seq":1,"root":"/d/","sync":["a"],"delete":[],"full":false}`), []byte(`{"seq":1,"root":"/d/","sync":["a",],"delete":[]}`))
+	f.Add([]byte(`{"seq":01,"root":"/d/"}`), []byte(`{"seq":1,"root":"/d/","x":[1,]}`))
+	f.Add([]byte(`{"seq":1,"root":"/d/","sync":[]}x`), []byte(`{"seq":1,"root":"/d/","sync":[]} {}`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		if !utf8.Valid(a) || !utf8.Valid(b) || bytes.ContainsAny(a, "\r\n") || bytes.ContainsAny(b, "\r\n") {
+			return
+		}
+		in := make([]byte, 0, len(a)+len(b)+2)
+		in = append(append(append(append(in, a...), '\n'), b...), '\n')
+		d := NewDecoder(bytes.NewReader(in))
+		var rec Record
+		for i, line := range [][]byte{a, b} {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			err := d.Next(&rec)
+			if err == io.EOF {
+				t.Fatalf("line %d: EOF", i+1)
+			}
+			if err == nil && !json.Valid(line) {
+				t.Fatalf("line %d %q decoded, but it is not valid JSON", i+1, line)
+			}
 		}
 	})
 }

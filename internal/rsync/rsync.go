@@ -226,15 +226,86 @@ func SplitOpts(s string) ([]string, error) {
 	if p.Position != -1 {
 		return nil, fmt.Errorf("--rsync-opts %q: shell syntax at byte %d is not allowed (no shell is run; quote it if it is part of an option)", s, p.Position+1)
 	}
-	for _, a := range args {
-		switch {
-		case a == "--files-from" || strings.HasPrefix(a, "--files-from="), a == "--from0", strings.HasPrefix(a, "--filter"), a == "-0":
-			return nil, fmt.Errorf("--rsync-opts: %q is set by rpush itself", a)
-		case a == "--daemon" || a == "--server" || a == "--sender":
-			return nil, fmt.Errorf("--rsync-opts: %q is not allowed", a)
-		}
+	if err := CheckOpts(args); err != nil {
+		return nil, fmt.Errorf("--rsync-opts: %w", err)
 	}
 	return args, nil
+}
+
+// Why rpush refuses an rsync option in --rsync-opts.
+const (
+	whyList   = "rpush gives rsync its path list and filter rules itself"
+	whyDelete = "rpush decides deletions itself (rpush --delete, --delete=false, --max-delete)"
+	whySource = "would remove or change the source"
+	whyMode   = "is not a client option"
+	whyShell  = "runs a command; use rpush --rsh for ssh targets"
+	whyDry    = "use rpush --dry-run"
+)
+
+// deniedLong are the long options --rsync-opts may not carry, each with
+// the reason. rsync (popt) takes no abbreviations, so exact names cover
+// every spelling ("--name" and "--name=value").
+var deniedLong = map[string]string{
+	"files-from": whyList, "from0": whyList, "filter": whyList, "read-batch": whyList,
+	"write-batch": whyList, "only-write-batch": whyList, "delete-missing-args": whyList, "ignore-missing-args": whyList,
+	"delete": whyDelete, "del": whyDelete, "delete-before": whyDelete, "delete-during": whyDelete,
+	"delete-delay": whyDelete, "delete-after": whyDelete, "delete-excluded": whyDelete,
+	"ignore-errors": whyDelete, "max-delete": whyDelete, "remote-option": whyDelete,
+	"remove-source-files": whySource, "remove-sent-files": whySource,
+	"daemon": whyMode, "server": whyMode, "sender": whyMode,
+	"rsh": whyShell, "dry-run": whyDry,
+}
+
+// deniedShort are the short options (alone or inside a cluster like -avf).
+var deniedShort = map[byte]string{'f': whyList, 'F': whyList, '0': whyList, 'M': whyDelete, 'e': whyShell, 'n': whyDry}
+
+// shortWithArg are rsync's short options that take an argument: in a
+// cluster, what follows them is that argument, not more options.
+const shortWithArg = "BTf@eM"
+
+// fromStdin are long options whose value "-" reads standard input, which
+// carries rpush's own path list.
+var fromStdin = map[string]bool{"exclude-from": true, "include-from": true}
+
+// CheckOpts refuses operator options that would change what rpush relies
+// on: the path list and filter rules it writes on stdin, the deletions it
+// decides (and the safety gate checks), the source it must never change,
+// and no command run by rsync. Every spelling counts: "--opt", "--opt=v",
+// "--opt v", "-x", and "-x" inside a cluster of short options.
+func CheckOpts(args []string) error {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case strings.HasPrefix(a, "--") && len(a) > 2:
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			if why, ok := deniedLong[name]; ok {
+				return fmt.Errorf("%q is not allowed: %s", a, why)
+			}
+			if fromStdin[name] {
+				if !hasVal && i+1 < len(args) {
+					val = args[i+1]
+					i++
+				}
+				if val == "-" {
+					return fmt.Errorf("%q with \"-\" is not allowed: %s (give a file)", "--"+name, whyList)
+				}
+			}
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			for j := 1; j < len(a); j++ {
+				c := a[j]
+				if why, ok := deniedShort[c]; ok {
+					return fmt.Errorf("%q is not allowed (-%c): %s", a, c, why)
+				}
+				if strings.IndexByte(shortWithArg, c) >= 0 {
+					if j == len(a)-1 {
+						i++ // the argument is the next word
+					}
+					break
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // List is a normalized path list for one run.

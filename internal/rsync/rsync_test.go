@@ -121,9 +121,29 @@ func TestSplitOpts(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, []string{"-z", "--bwlimit=5000", "--exclude=a b"}) {
 		t.Errorf("got %q %v", got, err)
 	}
-	for _, bad := range []string{"-a ; rm -rf /", "-a | cat", "-a > /tmp/x", "-a && x", "--files-from=/etc/x", "--from0", "--daemon", "'unterminated"} {
+	for _, bad := range []string{"-a ; rm -rf /", "-a | cat", "-a > /tmp/x", "-a && x", "--files-from=/etc/x", "--from0", "--daemon", "'unterminated",
+		// Safety issue, case 12: every spelling of filter, file-list,
+		// source-removal and delete-widening options.
+		"-f '- *'", "-f'- *'", "-avf'- *'", "-azf '- *'", "-F", "-aF", "-FF", "--filter='- *'", "--filter '- *'",
+		"--exclude-from=-", "--exclude-from -", "--include-from=-", "--include-from -",
+		"--files-from /etc/x", "-0", "-a0", "--from0",
+		"--remove-source-files", "--remove-sent-files",
+		"--delete-excluded", "--delete", "--del", "--delete-after", "--delete-delay", "--delete-before", "--delete-during",
+		"--ignore-errors", "--max-delete=100000", "-M--delete-excluded", "--remote-option=--delete-excluded", "-aM --delete",
+		"--read-batch=x", "--write-batch=x", "--only-write-batch=x",
+		"-e 'sh -c id'", "-ae ssh", "--rsh=ssh", "--server", "--sender", "-n", "-an", "--dry-run",
+		"--delete-missing-args", "--ignore-missing-args",
+	} {
 		if args, err := SplitOpts(bad); err == nil {
 			t.Errorf("%q accepted as %q", bad, args)
+		}
+	}
+	// Options that take an argument end a cluster: what follows is the
+	// argument (-T/tmp/f is a temp dir, not -f); harmless options pass.
+	for _, good := range []string{"-T/tmp/f", "-B 4096 -z", "-avz --bwlimit=100", "--exclude-from=/etc/ex", "--exclude-from /etc/ex",
+		"--exclude='*.tmp'", "--temp-dir=/x/f0", "-x", "--no-perms", "--chmod=Du+x", "--partial-dir=.p", "--inplace", "--checksum", "--itemize-changes", "-i"} {
+		if _, err := SplitOpts(good); err != nil {
+			t.Errorf("%q refused: %v", good, err)
 		}
 	}
 	// No expansion: $(id) and `id` stay literal words, never run.
