@@ -131,6 +131,7 @@ type Watcher struct {
 	overflows    int
 	overflowWarn time.Time
 	depth        int // addTree nesting: 1 is the directory that appeared
+	skipped      int // directories not watched because their path is too long
 	scratch      []byte
 }
 
@@ -264,6 +265,9 @@ func (w *Watcher) addTree(dir string, r *root, top, synthetic, rewalk bool) erro
 			}
 			return nil
 		}
+		if errors.Is(err, unix.ENAMETOOLONG) && !top {
+			return w.tooLong(dir, r)
+		}
 		return limitError(err, "watch", dir, w.dirs)
 	}
 	wd := int32(wdi)
@@ -284,6 +288,26 @@ func (w *Watcher) addTree(dir string, r *root, top, synthetic, rewalk bool) erro
 		return err
 	}
 	return w.upgrade(dir, flags)
+}
+
+// tooLong skips a directory whose path is longer than the kernel takes
+// (PATH_MAX, 4096 bytes): anyone who can mkdir in the source can nest 20
+// directories of 250 bytes, and stopping there would stop replication of
+// the whole tree, at every restart. The directory itself is reported (a
+// synthetic CREATE,ISDIR, so that a recursive sync covers what rsync can
+// reach) and changes under it are left to full syncs.
+func (w *Watcher) tooLong(dir string, r *root) error {
+	w.skipped++
+	if w.cfg.Warn != nil {
+		w.cfg.Warn("cannot watch %s: its path is %d bytes, longer than the kernel's PATH_MAX (4096); changes under it are seen only by full syncs (%d directories skipped so far)",
+			strings.TrimSuffix(dir, "/"), len(dir)-1, w.skipped)
+	}
+	if w.sink == nil {
+		return nil // during setup: the start-up resync covers it
+	}
+	d := strings.TrimSuffix(dir, "/")
+	i := strings.LastIndexByte(d, '/')
+	return w.emit(&event.Event{Watch: d[:i+1], Name: d[i+1:], Op: event.Create | event.IsDir, Synthetic: true}, r)
 }
 
 // upgrade gives a scanned directory's watch the full mask.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 )
@@ -297,5 +299,65 @@ func TestMaskTable(t *testing.T) {
 	}
 	if m := watchMask(event.CloseWrite, true); event.Op(m)&(event.Create|event.MovedTo|event.MovedFrom|event.DeleteSelf) != event.Create|event.MovedTo|event.MovedFrom|event.DeleteSelf {
 		t.Errorf("recursive mask %#x lacks what recursion needs", m)
+	}
+}
+
+// mkdirDeep nests n directories of 250-byte names under dir with
+// mkdirat, below the kernel's PATH_MAX for every call, and returns an open
+// descriptor of the deepest (closed at cleanup).
+func mkdirDeep(t *testing.T, dir string, n int) int {
+	t.Helper()
+	name := strings.Repeat("d", 250)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	must(t, err)
+	for range n {
+		must(t, unix.Mkdirat(fd, name, 0o755))
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		must(t, err)
+		unix.Close(fd)
+		fd = next
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// Safety issue, case 10: a path deeper than PATH_MAX is skipped with a
+// warning naming it, at start and when it appears; the watcher keeps
+// running and reports the rest.
+func TestPathTooLongSkipped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	deepest := mkdirDeep(t, dir, 20) // about 5,000 bytes
+	var mu sync.Mutex
+	var warnings []string
+	warn := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		warnings = append(warnings, fmt.Sprintf(format, a...))
+	}
+	s, done, _ := start(t, Config{Roots: []string{dir}, Recursive: true, Warn: warn, Events: event.Create | event.CloseWrite})
+	mu.Lock()
+	n := len(warnings)
+	ok := n == 1 && strings.Contains(warnings[0], "longer than the kernel's PATH_MAX") && strings.Contains(warnings[0], dir+"/ddd")
+	mu.Unlock()
+	if !ok {
+		t.Fatalf("warnings at start: %q", warnings)
+	}
+	// A new directory beyond the limit, while running.
+	must(t, unix.Mkdirat(deepest, "more", 0o755))
+	// The rest of the tree is still watched.
+	must(t, os.WriteFile(filepath.Join(dir, "after"), []byte("x"), 0o644))
+	s.waitFor(t, "an event after the deep tree", func(evs []event.Event) bool {
+		for _, e := range evs {
+			if e.Path == dir+"/after" && e.Op.Has(event.CloseWrite) {
+				return true
+			}
+		}
+		return false
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("watcher stopped: %v", err)
+	default:
 	}
 }
