@@ -112,7 +112,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		if cfg.StatusFile == "" {
 			return
 		}
-		d := track.Snapshot(time.Now(), sp.Dir, sp.Count())
+		d := track.Snapshot(time.Now(), sp.Dir, sp.Count(), sp.Quarantined())
 		if err := status.WriteFile(cfg.StatusFile, status.Render(cfg.StatusFile, d)); err != nil {
 			log.Warnf("%v", err)
 		}

@@ -39,7 +39,8 @@ type Doc struct {
 	Started      time.Time `json:"started"`
 	PID          int       `json:"pid"`
 	Spool        string    `json:"spool"`
-	SpoolEntries int       `json:"spool_entries"` // undelivered batches waiting for failreplay (all targets)
+	SpoolEntries int       `json:"spool_entries"`     // undelivered batches waiting for failreplay (all targets)
+	Quarantined  int       `json:"spool_quarantined"` // entries failreplay parked in quarantine/: they need the operator
 	Targets      []Target  `json:"targets"`
 }
 
@@ -101,11 +102,12 @@ func (t *Tracker) Done(target string, seq uint64, now time.Time, ok bool, spoole
 	s.LastError = errMsg
 }
 
-// Snapshot returns the document as of now.
-func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries int) Doc {
+// Snapshot returns the document as of now, with the spool's entry and
+// quarantine counts.
+func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries, quarantined int) Doc {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	d := Doc{Updated: now, Started: t.started, PID: os.Getpid(), Spool: spool, SpoolEntries: spoolEntries}
+	d := Doc{Updated: now, Started: t.started, PID: os.Getpid(), Spool: spool, SpoolEntries: spoolEntries, Quarantined: quarantined}
 	for _, n := range t.order {
 		s := *t.targets[n]
 		s.Pending = len(t.pending[n])
@@ -152,6 +154,7 @@ func Prometheus(d Doc) []byte {
 	metric("inopipe_pending_batches", "gauge", "Batches queued or running for the target.", func(t Target) float64 { return float64(t.Pending) })
 	metric("inopipe_lag_seconds", "gauge", "Age of the oldest pending batch's first event (0: idle).", func(t Target) float64 { return t.LagSeconds })
 	fmt.Fprintf(&b, "# HELP inopipe_spool_entries Undelivered batches waiting for failreplay.\n# TYPE inopipe_spool_entries gauge\ninopipe_spool_entries{spool=%s} %d\n", label(d.Spool), d.SpoolEntries)
+	fmt.Fprintf(&b, "# HELP inopipe_spool_quarantined Spool entries parked in quarantine/ after failing for a lasting reason.\n# TYPE inopipe_spool_quarantined gauge\ninopipe_spool_quarantined{spool=%s} %d\n", label(d.Spool), d.Quarantined)
 	fmt.Fprintf(&b, "# HELP inopipe_status_updated_timestamp_seconds When rpush last wrote this file.\n# TYPE inopipe_status_updated_timestamp_seconds gauge\ninopipe_status_updated_timestamp_seconds %s\n", num(float64(d.Updated.UnixNano())/1e9))
 	return []byte(b.String())
 }

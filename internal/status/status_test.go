@@ -17,7 +17,7 @@ func TestTrackerAndRender(t *testing.T) {
 	tr.Queued(`odd"name\`, 1, t0)
 	tr.Done(`odd"name\`, 1, t0.Add(4*time.Second), false, true, 10, 0, 4, "rsync exit 10: connection refused")
 	tr.Queued("unknown", 9, t0) // ignored, never panics
-	d := tr.Snapshot(t0.Add(5*time.Second), "/var/spool/inopipe", 1)
+	d := tr.Snapshot(t0.Add(5*time.Second), "/var/spool/inopipe", 1, 2)
 
 	a, b := d.Targets[0], d.Targets[1]
 	if a.BatchesOK != 1 || a.Pending != 1 || a.LagSeconds != 3 || a.Bytes != 4096 || a.LastSuccess == nil || a.LastFailure != nil {
@@ -27,7 +27,7 @@ func TestTrackerAndRender(t *testing.T) {
 		t.Errorf("odd: %+v", b)
 	}
 	j := string(JSON(d))
-	for _, want := range []string{`"lag_seconds": 3`, `"last_success": "2026-11-21T10:00:03Z"`, `"last_failure": null`, `"spool_entries": 1`} {
+	for _, want := range []string{`"lag_seconds": 3`, `"last_success": "2026-11-21T10:00:03Z"`, `"last_failure": null`, `"spool_entries": 1`, `"spool_quarantined": 2`} {
 		if !strings.Contains(j, want) {
 			t.Errorf("JSON lacks %s:\n%s", want, j)
 		}
@@ -39,6 +39,7 @@ func TestTrackerAndRender(t *testing.T) {
 		`inopipe_last_success_timestamp_seconds{target="backup::data"} 1795255203`,
 		`inopipe_lag_seconds{target="backup::data"} 3`,
 		`inopipe_spool_entries{spool="/var/spool/inopipe"} 1`,
+		`inopipe_spool_quarantined{spool="/var/spool/inopipe"} 2`,
 		"# TYPE inopipe_bytes_total counter",
 	} {
 		if !strings.Contains(p, want+"\n") {
