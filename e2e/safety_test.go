@@ -263,6 +263,17 @@ func streamThenTerm(t *testing.T, cmd *exec.Cmd, line func(i int) string, min in
 	return consumed, split, code
 }
 
+// missing counts the line numbers consumed that are not in got.
+func missing(consumed, got map[int]bool) int {
+	n := 0
+	for i := range consumed {
+		if !got[i] {
+			n++
+		}
+	}
+	return n
+}
+
 // Case 7: SIGTERM to evbatch while events stream in: every event it read
 // is in the batches it writes before exiting.
 func TestSafetySigtermEvbatchKeepsWhatItRead(t *testing.T) {
@@ -282,13 +293,7 @@ func TestSafetySigtermEvbatchKeepsWhatItRead(t *testing.T) {
 			got[i] = true
 		}
 	}
-	missing := 0
-	for i := range consumed {
-		if !got[i] {
-			missing++
-		}
-	}
-	if missing > 0 || code != 0 {
+	if missing := missing(consumed, got); missing > 0 || code != 0 {
 		t.Fatalf("exit %d; %d of %d events read were not written (split line %d)\n%s", code, missing, len(consumed), split, &stderr)
 	}
 	t.Logf("%d events read before SIGTERM, all written", len(consumed))
@@ -310,13 +315,7 @@ func TestSafetySigtermRpushKeepsWhatItRead(t *testing.T) {
 	for d.Next(&rec) == nil {
 		got[int(rec.Result.Seq)] = true
 	}
-	missing := 0
-	for i := range consumed {
-		if !got[i] {
-			missing++
-		}
-	}
-	if missing > 0 || code != 0 {
+	if missing := missing(consumed, got); missing > 0 || code != 0 {
 		t.Fatalf("exit %d; %d of %d batches read got no result (split line %d)\n%s", code, missing, len(consumed), split, &stderr)
 	}
 	t.Logf("%d batches read before SIGTERM, all run or spooled", len(consumed))
