@@ -144,15 +144,8 @@ func TestSafetySpoolFull(t *testing.T) {
 	src := t.TempDir()
 	spool := filepath.Join(t.TempDir(), "spool")
 	must(t, os.Mkdir(spool, 0o700))
-	if err := unix.Mount("inopipe-test", spool, "tmpfs", 0, "size=64k,mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v): this case needs root", err)
-	}
-	defer unix.Unmount(spool, unix.MNT_DETACH)
-	// Fill it.
-	f, err := os.Create(filepath.Join(spool, "filler"))
-	must(t, err)
-	f.Write(make([]byte, 1<<20))
-	f.Close()
+	clitest.MountTmpfs(t, spool, "64k")
+	clitest.FillUp(t, spool)
 	must(t, os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644))
 	d := newDaemon(t)
 	d.stop() // down
@@ -328,10 +321,7 @@ func TestSafetySubmountGone(t *testing.T) {
 	media := filepath.Join(src, "media")
 	must(t, os.Mkdir(media, 0o755))
 	must(t, os.WriteFile(filepath.Join(src, "top"), []byte("x"), 0o644))
-	if err := unix.Mount("inopipe-test", media, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v): this case needs root", err)
-	}
-	defer unix.Unmount(media, unix.MNT_DETACH)
+	clitest.MountTmpfs(t, media, "1m")
 	must(t, os.WriteFile(filepath.Join(media, "photo"), []byte("jpeg"), 0o644))
 	full := fmt.Sprintf(`{"seq":%%d,"root":"%s/","full":true,"sync":[],"delete":[]}`+"\n", src)
 	// rpush reads the first batch, then the test unmounts, then the second.

@@ -128,8 +128,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 	})
 	close(loopDone)
 	if err != nil {
-		lost := co.Pending()
-		return base.Errorf(exitError, "%v (%d pending paths not written)", err, lost).
+		return base.Errorf(exitError, "%v", err).
 			WithHint("restart the pipeline with inowait --resync so that a full sync covers them")
 	}
 	return <-readErr

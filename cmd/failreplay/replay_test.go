@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/push"
 	"github.com/inopipe/inopipe/internal/rsync"
@@ -132,5 +133,33 @@ func TestInvalidRootQuarantined(t *testing.T) {
 	var stderr bytes.Buffer
 	if err := run(context.Background(), &Config{MaxFailures: 5}, p, sp, &stderr); err != nil || sp.Quarantined() != 1 {
 		t.Fatalf("%v, %d quarantined\n%s", err, sp.Quarantined(), &stderr)
+	}
+}
+
+// Safety issue, case 12: a failed --full whose spool write fails too is an
+// error (exit 1), not a silent loss.
+func TestFullSpoolWriteFailureIsAnError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	must(t, os.Mkdir(dir, 0o700))
+	clitest.MountTmpfs(t, dir, "64k")
+	p, _, src := newReplay(t, func(rsync.Run) rsync.Outcome {
+		return rsync.Outcome{Exit: rsync.ExitSocketIO, Stderr: "connection refused"}
+	})
+	sp, err := spool.Open(dir)
+	must(t, err)
+	must(t, sp.RecordPairs([]spool.Pair{{Root: src, Target: "h::m"}}))
+	clitest.FillUp(t, dir)
+	var stderr bytes.Buffer
+	err = run(context.Background(), &Config{Full: true, MaxFailures: 5}, p, sp, &stderr)
+	var be *base.Error
+	if !errors.As(err, &be) || be.Code != exitError || !strings.Contains(err.Error(), "could not be spooled") {
+		t.Fatalf("%v\n%s", err, &stderr)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -285,4 +286,25 @@ func ExampleCoalescer() {
 	}
 	// Output:
 	// sync ["new/" "www/index.html"] delete ["old" "www/.index.html.swp"]
+}
+
+// A failing emit (stdout closed) reports what was not written: the batch
+// that failed, the ones after it, and what is still pending (the issue saw
+// "0 pending paths not written" after losing batches).
+func TestLoopEmitErrorCountsLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		co := New(Config{Window: time.Second, Rollup: 0, FullThreshold: 0})
+		in := make(chan []event.Event, 1)
+		done := make(chan error)
+		go func() {
+			done <- Loop(co, in, func(*event.Batch) error { return errors.New("broken pipe") })
+		}()
+		in <- []event.Event{e("modify", "a"), e("modify", "b"), e("delete", "c")}
+		close(in)
+		err := <-done
+		var ee *EmitError
+		if !errors.As(err, &ee) || ee.Paths != 3 || !strings.Contains(err.Error(), "3 paths not written") {
+			t.Fatalf("%v", err)
+		}
+	})
 }

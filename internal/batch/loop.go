@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/inopipe/inopipe/internal/event"
@@ -20,7 +21,7 @@ func Loop(c *Coalescer, in <-chan []event.Event, emit func(*event.Batch) error) 
 	flush := func(bs []event.Batch) error {
 		for i := range bs {
 			if err := emit(&bs[i]); err != nil {
-				return err
+				return lost(err, bs[i:], c)
 			}
 		}
 		return nil
@@ -52,4 +53,35 @@ func Loop(c *Coalescer, in <-chan []event.Event, emit func(*event.Batch) error) 
 			}
 		}
 	}
+}
+
+// EmitError is Loop's error when emit fails: what was not written, so the
+// operator is told the truth (a resync covers it).
+type EmitError struct {
+	Err   error
+	Paths int // paths in batches not written, and still pending
+	Full  int // full-resync batches not written
+}
+
+func (e *EmitError) Error() string {
+	s := fmt.Sprintf("%v (%d paths not written", e.Err, e.Paths)
+	if e.Full > 0 {
+		s += fmt.Sprintf(", and %d full resync(s)", e.Full)
+	}
+	return s + ")"
+}
+
+func (e *EmitError) Unwrap() error { return e.Err }
+
+// lost counts what an emit failure leaves unwritten: the batches from the
+// one that failed on, and everything still pending in c.
+func lost(err error, unwritten []event.Batch, c *Coalescer) *EmitError {
+	e := &EmitError{Err: err, Paths: c.Pending()}
+	for _, b := range unwritten {
+		if b.Full {
+			e.Full++
+		}
+		e.Paths += len(b.Sync) + len(b.Delete)
+	}
+	return e
 }

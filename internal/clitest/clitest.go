@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/urfave/cli/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 // Timeout bounds every wait in process tests; INOWAIT_TEST_TIMEOUT (a Go
@@ -184,4 +185,21 @@ func BenchStage(b *testing.B, n int, bin string, args ...string) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// FillUp writes into dir until its filesystem is full.
+func FillUp(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for i := 0; i < 1<<20; i++ {
+		if _, err := f.Write(buf); err != nil {
+			return
+		}
+	}
+	t.Fatalf("%s never filled up", dir)
 }

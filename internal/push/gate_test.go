@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/rsync"
 )
@@ -160,16 +161,6 @@ func TestRootMustBeAbsoluteDir(t *testing.T) {
 	}
 }
 
-// mount mounts a tmpfs on dir, or skips the test where that is not
-// allowed (not root, no CAP_SYS_ADMIN).
-func mount(t *testing.T, dir string) {
-	t.Helper()
-	if err := unix.Mount("inopipe-test", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v): the mount cases need root", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-}
-
 // Safety issue, case 11: a sub-mount that goes away is refused for runs
 // that delete; a filesystem mounted over the root changes its device.
 func TestGateMounts(t *testing.T) {
@@ -177,7 +168,7 @@ func TestGateMounts(t *testing.T) {
 	sub := filepath.Join(root, "media")
 	os.Mkdir(sub, 0o755)
 	os.WriteFile(filepath.Join(root, "f"), []byte("x"), 0o644)
-	mount(t, sub)
+	clitest.MountTmpfs(t, sub, "1m")
 	var g Gate
 	if err := g.Check(root+"/", true); err != nil {
 		t.Fatalf("first check: %v", err)
@@ -202,7 +193,7 @@ func TestGateMounts(t *testing.T) {
 	if err := g2.Check(root2+"/", false); err != nil {
 		t.Fatal(err)
 	}
-	mount(t, root2)
+	clitest.MountTmpfs(t, root2, "1m")
 	os.WriteFile(filepath.Join(root2, "other"), []byte("y"), 0o644)
 	if err := g2.Check(root2+"/", false); !errors.Is(err, ErrDeviceChanged) {
 		t.Fatalf("mounted over the root: %v", err)

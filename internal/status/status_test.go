@@ -1,11 +1,14 @@
 package status
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inopipe/inopipe/internal/clitest"
 )
 
 func TestTrackerAndRender(t *testing.T) {
@@ -64,5 +67,23 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 	if err := WriteFile(filepath.Join(dir, "no/such/dir/x"), nil); err == nil || !strings.Contains(err.Error(), "status file") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// Safety issue, case 12: a status file whose write fails (a full
+// filesystem) is not replaced by a partial one; the error is returned.
+func TestWriteFileFailureKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	clitest.MountTmpfs(t, dir, "16k")
+	p := filepath.Join(dir, "status.json")
+	if err := WriteFile(p, []byte(`{"ok":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	clitest.FillUp(t, dir)
+	if err := WriteFile(p, bytes.Repeat([]byte("x"), 64*1024)); err == nil {
+		t.Fatal("no error writing to a full filesystem")
+	}
+	if b, _ := os.ReadFile(p); string(b) != `{"ok":true}` {
+		t.Fatalf("status file now %d bytes: %.40q", len(b), b)
 	}
 }
