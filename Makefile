@@ -12,7 +12,7 @@ LDFLAGS  = -X github.com/inopipe/inopipe/internal/base.Version=$(VERSION)
 INOWAIT_TEST_TIMEOUT ?= 60s
 export INOWAIT_TEST_TIMEOUT
 
-.PHONY: all build deps test unit e2e fuzz vet bench install demo man clean
+.PHONY: all build deps test unit e2e fuzz vet lint bench install demo man clean
 
 all: build
 
@@ -23,16 +23,31 @@ build:
 wildcard-tools = $(patsubst cmd/%/main.go,%,$(wildcard cmd/*/main.go))
 
 deps:
-	@scripts/deps.sh rsync inotify-tools lsyncd openssh-server
+	@scripts/deps.sh rsync inotify-tools lsyncd openssh-server shellcheck
 
-# Everything a contributor must pass: vet, unit/golden/fuzz-seed tests (with
-# the race detector), the man page checks and the end-to-end pipeline tests.
-test: deps vet man unit e2e
+# Everything a contributor must pass: vet and lint, unit/golden/fuzz-seed
+# tests (with the race detector), the man page checks and the end-to-end
+# pipeline tests.
+test: deps vet lint man unit e2e
 
 vet:
 	@test -z "$$(gofmt -l cmd internal e2e)" || { gofmt -l cmd internal e2e; echo "run gofmt -w on these"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
+
+# staticcheck at a pinned version (fetched by the go command), go.mod tidy,
+# shellcheck on every script, and the tools that are not Linux-specific
+# build for another OS.
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+SCRIPTS     = scripts/*.sh scripts/inopipe-run bench/*.sh bench/solutions/*.sh .ci/run
+PORTABLE    = ./cmd/evfilter ./cmd/evbatch ./cmd/rpush ./cmd/failreplay ./cmd/sersync2inopipe
+lint:
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./e2e/...
+	$(GO) mod tidy -diff
+	shellcheck $(SCRIPTS)
+	GOOS=darwin $(GO) build $(PORTABLE)
+	GOOS=freebsd $(GO) build $(PORTABLE)
 
 unit:
 	$(GO) test -race -count=1 ./...

@@ -59,8 +59,7 @@ done
 
 echo "bench: write storm of $FILES creates, both tools watching" >&2
 storm=$work/storm
-declare -A E L
-ratios=()
+declare -A E
 for run in $(seq 1 "$RUNS"); do
 	rm -rf "$storm"; mkdir -p "$storm"
 	for i in $(seq 1 20); do mkdir "$storm/s$i"; done
@@ -84,8 +83,8 @@ for run in $(seq 1 "$RUNS"); do
 	rate=$(echo "$FILES / ($t1 - $t0)" | bc)
 	echo "bench: run $run: storm $rate creates/s; inotifywait got $a, inowait got $b of $FILES" >&2
 done
-iw_lost=$(for r in $(seq 1 "$RUNS"); do echo $((FILES - E[iw$r])); done | median)
-io_lost=$(for r in $(seq 1 "$RUNS"); do echo $((FILES - E[io$r])); done | median)
+iw_lost=$(for r in $(seq 1 "$RUNS"); do n=${E[iw$r]}; echo "$((FILES - n))"; done | median)
+io_lost=$(for r in $(seq 1 "$RUNS"); do n=${E[io$r]}; echo "$((FILES - n))"; done | median)
 
 report() {
 	echo "### inowait vs inotifywait ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), inotifywait $(inotifywait --help 2>&1 | head -1 | awk '{print $2}'))"

@@ -48,7 +48,7 @@ echo "body{}" > "$src/www/site.css"
 say "an rsync daemon on 127.0.0.1 with an auth module"
 port=""
 for p in $(seq 28730 28830); do
-	if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then port=$p; break; fi
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
 done
 printf 'demo:demo-password\n' > "$work/secrets"; chmod 600 "$work/secrets"
 printf 'demo-password\n' > "$work/pass"; chmod 600 "$work/pass"

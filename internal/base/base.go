@@ -29,7 +29,6 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 )
 
 // Version is the inopipe release, set at link time by the Makefile.
@@ -254,8 +253,7 @@ func IsTerminal(w io.Writer) bool {
 	if !ok {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return isTerminal(int(f.Fd()))
 }
 
 // Main is every tool's main: run app with the process's arguments under a
