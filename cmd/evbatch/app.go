@@ -128,7 +128,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 	})
 	close(loopDone)
 	if err != nil {
-		return base.Errorf(exitError, "%v", err).
+		return base.Errorf(exitError, "%w", err).
 			WithHint("restart the pipeline with inowait --resync so that a full sync covers them")
 	}
 	return <-readErr
@@ -166,7 +166,7 @@ func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []ev
 		var le *event.LineError
 		if err != nil && !errors.As(err, &le) {
 			send()
-			return base.Errorf(exitError, "read: %v", err)
+			return base.Errorf(exitError, "read: %w", err)
 		}
 		if le == nil && rec.Kind != event.KindEvent {
 			le = &event.LineError{Line: d.Line(), Err: errors.New("not an event record")}

@@ -155,7 +155,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 	for {
 		if in.Buffered() == 0 {
 			if err := out.Flush(); err != nil {
-				return base.Errorf(exitError, "write: %v", err)
+				return base.Errorf(exitError, "write: %w", err)
 			}
 		}
 		if ctx.Err() != nil {
@@ -167,7 +167,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		}
 		var le *event.LineError
 		if err != nil && !errors.As(err, &le) {
-			return base.Errorf(exitError, "read: %v", err)
+			return base.Errorf(exitError, "read: %w", err)
 		}
 		nin++
 		if le == nil && rec.Kind != event.KindEvent {
@@ -193,11 +193,11 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		nout++
 		out.Write(in.Raw())
 		if err := out.WriteByte('\n'); err != nil {
-			return base.Errorf(exitError, "write: %v", err)
+			return base.Errorf(exitError, "write: %w", err)
 		}
 	}
 	if err := out.Flush(); err != nil {
-		return base.Errorf(exitError, "write: %v", err)
+		return base.Errorf(exitError, "write: %w", err)
 	}
 	return nil
 }

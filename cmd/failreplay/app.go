@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/inopipe/inopipe/cmd/internal/pushflags"
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/push"
@@ -47,7 +48,7 @@ type Config struct {
 }
 
 func newApp() *cli.App {
-	flags := append(push.Flags(),
+	flags := append(pushflags.Flags(),
 		&cli.StringFlag{Name: "target", Usage: "replay only entries for `TARGET` (as written to rpush)"},
 		&cli.DurationFlag{Name: "max-age", Usage: "replay entries older than `DURATION` as a full sync of their root instead of their path list"},
 		&cli.BoolFlag{Name: "full", Usage: "also run a full sync of every (root, target) rpush has served (recorded in DIR/targets.json)"},
@@ -68,7 +69,7 @@ func newApp() *cli.App {
 			if c.NArg() > 0 {
 				return base.Usagef("unexpected argument %q (targets come from the spool; use --target to pick one)", c.Args().First())
 			}
-			p, _, sp, err := push.FromFlags(c, nil)
+			p, _, sp, err := pushflags.FromFlags(c, nil)
 			if err != nil {
 				return err
 			}
@@ -123,7 +124,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 		return base.Exit(exitLocked)
 	}
 	if err != nil {
-		return base.Errorf(exitError, "%v", err)
+		return base.Errorf(exitError, "%w", err)
 	}
 	defer unlock()
 	if cfg.MaxFailures < 1 {
@@ -133,7 +134,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 
 	files, err := sp.List()
 	if err != nil {
-		return base.Errorf(exitError, "%v", err)
+		return base.Errorf(exitError, "%w", err)
 	}
 	groups := map[[2]string]*group{}
 	var order [][2]string

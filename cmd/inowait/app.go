@@ -170,7 +170,7 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 	if f := c.String("fromfile"); f != "" {
 		more, err := readFromFile(f, c.App.Reader)
 		if err != nil {
-			return nil, base.Errorf(exitError, "--fromfile: %v", err)
+			return nil, base.Errorf(exitError, "--fromfile: %w", err)
 		}
 		args = append(args, more...)
 	}
@@ -235,11 +235,11 @@ func readFromFile(name string, stdin io.Reader) ([]string, error) {
 func daemonize(c *cli.Context) error {
 	exe, err := os.Executable()
 	if err != nil {
-		return base.Errorf(exitError, "daemon: %v", err)
+		return base.Errorf(exitError, "daemon: %w", err)
 	}
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return base.Errorf(exitError, "daemon: %v", err)
+		return base.Errorf(exitError, "daemon: %w", err)
 	}
 	defer null.Close()
 	raw, _ := c.App.Metadata["args"].([]string)
@@ -248,7 +248,7 @@ func daemonize(c *cli.Context) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return base.Errorf(exitError, "daemon: %v", err)
+		return base.Errorf(exitError, "daemon: %w", err)
 	}
 	return cmd.Process.Release()
 }
@@ -313,7 +313,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	if cfg.Outfile != "" {
 		f, err := os.OpenFile(cfg.Outfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
-			return base.Errorf(exitError, "--outfile: %v", err)
+			return base.Errorf(exitError, "--outfile: %w", err)
 		}
 		defer f.Close()
 		out = f
@@ -323,7 +323,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	for _, p := range cfg.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
-			return base.Errorf(exitError, "couldn't watch %s: %v", p, err)
+			return base.Errorf(exitError, "couldn't watch %s: %w", p, err)
 		}
 		disp := p
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
@@ -393,7 +393,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	}
 	w, err := inotify.New(wcfg)
 	if err != nil {
-		return err
+		return voice(err)
 	}
 	defer w.Close()
 
@@ -430,8 +430,19 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	case errors.Is(err, inotify.ErrTimeout):
 		return base.Exit(exitTimeout)
 	case errors.Is(err, inotify.ErrRootGone):
-		return (&base.Error{Code: exitError, Err: fmt.Errorf("%v; stopping", err)}).
+		return (&base.Error{Code: exitError, Err: fmt.Errorf("%w; stopping", err)}).
 			WithHint("inowait stops when a watched root disappears; restart it (with --resync) once the root is back")
+	}
+	return voice(err)
+}
+
+// voice gives the watcher's errors inowait's exit code and, for a kernel
+// limit, the hint saying which sysctl to raise.
+func voice(err error) error {
+	var le *inotify.LimitError
+	if errors.As(err, &le) {
+		return (&base.Error{Code: exitError, Err: le}).
+			WithHint("raise %s, e.g. sysctl %s=%d (see inowait(1), LIMITS)", le.Sysctl, le.Sysctl, le.Raise)
 	}
 	return err
 }

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/inotify"
 )
 
 func TestTextFormat(t *testing.T) {
@@ -45,4 +52,31 @@ func TestCSVQuoting(t *testing.T) {
 
 func TestManPageCoversFlags(t *testing.T) {
 	clitest.CheckManPage(t, newApp(), "../../man/inowait.1")
+}
+
+// A kernel limit reaches the operator as an error naming the sysctl and a
+// hint with a value to raise it to (the voice STYLE.md asks for).
+func TestLimitErrorVoice(t *testing.T) {
+	for _, c := range []struct {
+		le   *inotify.LimitError
+		want []string
+	}{
+		{&inotify.LimitError{Op: "watch /srv/data/x", Sysctl: "fs.inotify.max_user_watches", Value: "8192", Raise: 524288, Dirs: 8100, Err: unix.ENOSPC},
+			[]string{"inowait: error: watch /srv/data/x: no space left on device (fs.inotify.max_user_watches is 8192; 8100 directories watched so far)",
+				"inowait: hint: raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=524288 (see inowait(1), LIMITS)"}},
+		{&inotify.LimitError{Op: "inotify_init1", Sysctl: "fs.inotify.max_user_instances", Value: "128", Raise: 1024, Err: unix.EMFILE},
+			[]string{"inowait: error: inotify_init1: too many open files (fs.inotify.max_user_instances is 128)",
+				"inowait: hint: raise fs.inotify.max_user_instances, e.g. sysctl fs.inotify.max_user_instances=1024"}},
+	} {
+		var b strings.Builder
+		code := base.Report(&b, "inowait", voice(fmt.Errorf("setup: %w", c.le)), 1)
+		for _, w := range c.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("missing %q in:\n%s", w, b.String())
+			}
+		}
+		if code != exitError || !errors.Is(c.le, c.le.Err) {
+			t.Errorf("exit %d", code)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/inopipe/inopipe/cmd/internal/pushflags"
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/dispatch"
 	"github.com/inopipe/inopipe/internal/event"
@@ -58,7 +59,7 @@ type Config struct {
 }
 
 func newApp() *cli.App {
-	flags := append(push.Flags(),
+	flags := append(pushflags.Flags(),
 		&cli.BoolFlag{Name: "init", Usage: "run a full sync of each root to each target before its first batch (sersync -r)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print result lines for failures only"},
 		&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, let running rsyncs finish for this `DURATION`, then stop them and spool"},
@@ -82,7 +83,7 @@ func newApp() *cli.App {
 			if c.NArg() == 0 {
 				return base.Usagef("no TARGET given")
 			}
-			p, targets, sp, err := push.FromFlags(c, c.Args().Slice())
+			p, targets, sp, err := pushflags.FromFlags(c, c.Args().Slice())
 			if err != nil {
 				return err
 			}
@@ -210,7 +211,7 @@ func read(cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.L
 			continue
 		}
 		if err != nil {
-			return base.Errorf(exitError, "read: %v", err)
+			return base.Errorf(exitError, "read: %w", err)
 		}
 		switch rec.Kind {
 		case event.KindBatch:

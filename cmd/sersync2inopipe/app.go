@@ -64,15 +64,15 @@ func newApp() *cli.App {
 func run(file, name, spool string, stdout, stderr io.Writer) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return base.Errorf(exitError, "%v", err)
+		return base.Errorf(exitError, "%w", err)
 	}
 	c, err := parse(data)
 	if err != nil {
-		return base.Errorf(exitError, "%s: %v", file, err)
+		return base.Errorf(exitError, "%s: %w", file, err)
 	}
 	r, err := convert(c, name, spool)
 	if err != nil {
-		return base.Errorf(exitError, "%s: %v", file, err)
+		return base.Errorf(exitError, "%s: %w", file, err)
 	}
 	log := &base.Log{Prog: "sersync2inopipe", W: stderr}
 	for _, w := range r.warnings {

@@ -178,26 +178,20 @@ func (l *Log) Infof(format string, a ...any) {
 	}
 }
 
-// SignalError is the cancellation cause of a context ended by a signal.
-type SignalError struct{ Signal os.Signal }
-
-func (e *SignalError) Error() string { return "received " + e.Signal.String() }
-
 // SignalContext returns a context that is cancelled by the first SIGINT or
-// SIGTERM, with a *SignalError as its cause (see Signal). The first signal
-// means "stop taking input, drain, flush, exit cleanly"; after it the
-// default disposition is restored, so a second signal aborts the process at
-// once. stop releases the handler.
+// SIGTERM. The first signal means "stop taking input, drain, flush, exit
+// cleanly"; after it the default disposition is restored, so a second
+// signal aborts the process at once. stop releases the handler.
 func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
-	ctx, cancel := context.WithCancelCause(parent)
+	ctx, cancel := context.WithCancel(parent)
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		select {
-		case sig := <-ch:
+		case <-ch:
 			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
-			cancel(&SignalError{Signal: sig})
+			cancel()
 		case <-done:
 		}
 	}()
@@ -206,18 +200,9 @@ func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
 		once.Do(func() {
 			signal.Stop(ch)
 			close(done)
-			cancel(context.Canceled)
+			cancel()
 		})
 	}
-}
-
-// Signal returns the signal that cancelled ctx, or nil.
-func Signal(ctx context.Context) os.Signal {
-	var se *SignalError
-	if errors.As(context.Cause(ctx), &se) {
-		return se.Signal
-	}
-	return nil
 }
 
 // CheckArgs rejects positional arguments that look like options. urfave/cli

@@ -1,7 +1,6 @@
 package event
 
 import (
-	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -184,37 +183,4 @@ func AppendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
-}
-
-// Encoder writes records as JSON lines. Each Encode call produces exactly
-// one complete line in a single Write, so lines from several goroutines
-// sharing a writer never interleave mid-line. An Encoder is not safe for
-// concurrent use by itself; guard it or give each goroutine its own.
-type Encoder struct {
-	w   io.Writer
-	buf []byte
-}
-
-// NewEncoder returns an Encoder writing to w.
-func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
-
-// Event writes one event line.
-func (e *Encoder) Event(ev *Event) error {
-	e.buf = AppendEvent(e.buf[:0], ev)
-	_, err := e.w.Write(e.buf)
-	return err
-}
-
-// Batch writes one batch line.
-func (e *Encoder) Batch(b *Batch) error {
-	e.buf = AppendBatch(e.buf[:0], b)
-	_, err := e.w.Write(e.buf)
-	return err
-}
-
-// Result writes one result line.
-func (e *Encoder) Result(r *Result) error {
-	e.buf = AppendResult(e.buf[:0], r)
-	_, err := e.w.Write(e.buf)
-	return err
 }

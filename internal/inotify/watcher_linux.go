@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/event"
 )
 
@@ -803,7 +802,30 @@ func (w *Watcher) rootGone(wt *watch, what string) error {
 	return &RootGoneError{Root: strings.TrimSuffix(wt.root.key, "/"), What: what}
 }
 
-// limitError turns ENOSPC/EMFILE into an error that names the sysctl to
+// LimitError is a kernel inotify limit reached: the watch count
+// (ENOSPC, fs.inotify.max_user_watches) or the instance count (EMFILE,
+// fs.inotify.max_user_instances). The watcher stops rather than watch part
+// of a tree; the command tells the operator what to raise.
+type LimitError struct {
+	Op     string // "watch DIR" or "inotify_init1"
+	Sysctl string // e.g. "fs.inotify.max_user_watches"
+	Value  string // its current value ("unknown" when unreadable)
+	Raise  int    // a value that would do
+	Dirs   int    // directories watched so far
+	Err    error  // unix.ENOSPC or unix.EMFILE
+}
+
+func (e *LimitError) Error() string {
+	s := fmt.Sprintf("%s: %v (%s is %s", e.Op, e.Err, e.Sysctl, e.Value)
+	if e.Sysctl == "fs.inotify.max_user_watches" {
+		s += fmt.Sprintf("; %d directories watched so far", e.Dirs)
+	}
+	return s + ")"
+}
+
+func (e *LimitError) Unwrap() error { return e.Err }
+
+// limitError turns ENOSPC/EMFILE into a *LimitError naming the sysctl to
 // raise, its current value and how far the watcher got.
 func limitError(err error, op, path string, dirs int) error {
 	where := op
@@ -813,12 +835,9 @@ func limitError(err error, op, path string, dirs int) error {
 	switch {
 	case errors.Is(err, unix.ENOSPC):
 		cur := readSysctl("max_user_watches")
-		return (&base.Error{Code: 1, Err: fmt.Errorf("%s: %w (fs.inotify.max_user_watches is %s; %d directories watched so far)", where, err, cur, dirs)}).
-			WithHint("raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%d (see inowait(1), LIMITS)", suggest(cur, dirs))
+		return &LimitError{Op: where, Sysctl: "fs.inotify.max_user_watches", Value: cur, Raise: suggest(cur, dirs), Dirs: dirs, Err: err}
 	case errors.Is(err, unix.EMFILE) && op == "inotify_init1":
-		cur := readSysctl("max_user_instances")
-		return (&base.Error{Code: 1, Err: fmt.Errorf("%s: %w (fs.inotify.max_user_instances is %s)", where, err, cur)}).
-			WithHint("raise fs.inotify.max_user_instances, e.g. sysctl fs.inotify.max_user_instances=1024 (see inowait(1), LIMITS)")
+		return &LimitError{Op: where, Sysctl: "fs.inotify.max_user_instances", Value: readSysctl("max_user_instances"), Raise: 1024, Dirs: dirs, Err: err}
 	case errors.Is(err, unix.ENOMEM):
 		return fmt.Errorf("%s: %w (kernel out of memory for inotify watches)", where, err)
 	}

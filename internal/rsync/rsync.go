@@ -6,7 +6,6 @@ package rsync
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -73,37 +72,6 @@ func isRemoteShell(s string) bool {
 	colon := strings.IndexByte(s, ':')
 	slash := strings.IndexByte(s, '/')
 	return colon > 0 && (slash < 0 || colon < slash)
-}
-
-// Host returns the host part of a remote target ("" for local).
-func (t Target) Host() string {
-	s := t.Spec
-	switch t.Kind {
-	case Daemon:
-		if strings.HasPrefix(s, "rsync://") {
-			hp, _, _ := strings.Cut(strings.TrimPrefix(s, "rsync://"), "/")
-			_, hp, _ = cutLast(hp, "@")
-			if h, _, err := net.SplitHostPort(hp); err == nil {
-				return h
-			}
-			return hp
-		}
-		h, _, _ := strings.Cut(s, "::")
-		_, h, _ = cutLast(h, "@")
-		return h
-	case SSH:
-		h, _, _ := strings.Cut(s, ":")
-		_, h, _ = cutLast(h, "@")
-		return h
-	}
-	return ""
-}
-
-func cutLast(s, sep string) (string, string, bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return "", s, false
 }
 
 // Options are the operator's choices that shape every run.

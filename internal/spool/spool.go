@@ -135,14 +135,17 @@ func decode(b []byte) (*Entry, error) {
 	}
 	e := &Entry{}
 	if err := json.Unmarshal(head, e); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrCorrupt, err)
 	}
 	if e.Target == "" {
 		return nil, fmt.Errorf("%w: no target", ErrCorrupt)
 	}
 	var rec event.Record
-	if err := event.Unmarshal(bytes.TrimSpace(rest), &rec); err != nil || rec.Kind != event.KindBatch {
-		return nil, fmt.Errorf("%w: batch line: %v", ErrCorrupt, err)
+	if err := event.Unmarshal(bytes.TrimSpace(rest), &rec); err != nil {
+		return nil, fmt.Errorf("%w: batch line: %w", ErrCorrupt, err)
+	}
+	if rec.Kind != event.KindBatch {
+		return nil, fmt.Errorf("%w: the second line is not a batch", ErrCorrupt)
 	}
 	if r := rec.Batch.Root; !strings.HasPrefix(r, "/") || !strings.HasSuffix(r, "/") {
 		return nil, fmt.Errorf("%w: root %q is not an absolute directory (ending in /)", ErrCorrupt, r)

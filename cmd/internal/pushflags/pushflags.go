@@ -1,4 +1,8 @@
-package push
+// Package pushflags holds the command-line options rpush and failreplay
+// share (so that a replay runs exactly as the first attempt did) and turns
+// them into a push.Pusher, its targets and the spool. It is the only place
+// below cmd/ besides internal/base that knows urfave/cli.
+package pushflags
 
 import (
 	"fmt"
@@ -9,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/push"
 	"github.com/inopipe/inopipe/internal/rsync"
 	"github.com/inopipe/inopipe/internal/spool"
 )
@@ -35,8 +40,8 @@ func Flags() []cli.Flag {
 }
 
 // FromFlags builds the Pusher, the targets and the spool from a command
-// line. usage is the tool's usage exit code.
-func FromFlags(c *cli.Context, targetArgs []string) (*Pusher, []rsync.Target, *spool.Spool, error) {
+// line.
+func FromFlags(c *cli.Context, targetArgs []string) (*push.Pusher, []rsync.Target, *spool.Spool, error) {
 	var targets []rsync.Target
 	daemon := false
 	for _, a := range targetArgs {
@@ -65,12 +70,12 @@ func FromFlags(c *cli.Context, targetArgs []string) (*Pusher, []rsync.Target, *s
 	}
 	if opts.PasswordFile != "" {
 		if err := rsync.CheckPasswordFile(opts.PasswordFile); err != nil {
-			return nil, nil, nil, base.Errorf(1, "%v", err)
+			return nil, nil, nil, base.Errorf(1, "%w", err)
 		}
 	}
 	bin := c.String("rsync")
 	if _, err := exec.LookPath(bin); err != nil {
-		return nil, nil, nil, (&base.Error{Code: 1, Err: fmt.Errorf("rsync binary %q: %v", bin, err)}).
+		return nil, nil, nil, (&base.Error{Code: 1, Err: fmt.Errorf("rsync binary %q: %w", bin, err)}).
 			WithHint("install rsync (apt-get install rsync) or give --rsync PATH")
 	}
 	if c.Int("jobs") < 1 {
@@ -78,9 +83,9 @@ func FromFlags(c *cli.Context, targetArgs []string) (*Pusher, []rsync.Target, *s
 	}
 	sp, err := spool.Open(c.String("spool"))
 	if err != nil {
-		return nil, nil, nil, base.Errorf(1, "%v", err)
+		return nil, nil, nil, base.Errorf(1, "%w", err)
 	}
-	p := &Pusher{
+	p := &push.Pusher{
 		Binary: bin, Opts: opts, Runner: rsync.ExecRunner{},
 		Env:     rsync.Env(os.Environ(), os.Getenv("RSYNC_PASSWORD")),
 		Retries: c.Int("retries"), Backoff: c.Duration("backoff"),
