@@ -80,7 +80,7 @@ func TestPipelineConverges(t *testing.T) {
 }
 
 // TestDaemonDownThenReplay: batches for a dead daemon are retried, then
-// spooled (exit 3); once it is back, failreplay converges and empties the
+// spooled (exit 4); once it is back, failreplay converges and empties the
 // spool; a second run has nothing to do.
 func TestDaemonDownThenReplay(t *testing.T) {
 	d := newDaemon(t)
@@ -93,7 +93,7 @@ func TestDaemonDownThenReplay(t *testing.T) {
 	in := fmt.Sprintf(`{"seq":1,"root":"%s/","sync":["a/","bad\udcffname"],"delete":["gone"],"events":3}`+"\n", src)
 	common := []string{"--spool", spool, "--password-file", d.passFile, "--retries", "1", "--backoff", "10ms", "--contimeout", "2"}
 	r := clitest.RunEnv(t, nil, in, bin("rpush"), append(common, d.target())...)
-	if r.Code != 3 || !strings.Contains(r.Stdout, `"exit":10`) || !strings.Contains(r.Stdout, `"spooled":`) || !strings.Contains(r.Stderr, "rpush: hint: run failreplay") {
+	if r.Code != 4 || !strings.Contains(r.Stdout, `"exit":10`) || !strings.Contains(r.Stdout, `"spooled":`) || !strings.Contains(r.Stderr, "rpush: hint: run failreplay") {
 		t.Fatalf("daemon down: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
 	}
 	if !strings.Contains(r.Stdout, `"attempts":2`) {
@@ -131,7 +131,7 @@ func TestFailureClasses(t *testing.T) {
 	must(t, os.WriteFile(wrong, []byte("nope\n"), 0o600))
 	start := time.Now()
 	r := clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", wrong, "--backoff", "5s", d.target())
-	if r.Code != 3 || !strings.Contains(r.Stdout, `"exit":5`) || !strings.Contains(r.Stdout, `"attempts":1`) {
+	if r.Code != 4 || !strings.Contains(r.Stdout, `"exit":5`) || !strings.Contains(r.Stdout, `"attempts":1`) {
 		t.Errorf("wrong password: exit %d stdout %s", r.Code, r.Stdout)
 	}
 	if time.Since(start) > 4*time.Second {
@@ -140,7 +140,7 @@ func TestFailureClasses(t *testing.T) {
 
 	nomod := fmt.Sprintf("rsync://%s@127.0.0.1:%d/nosuch/", user, d.port)
 	r = clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--password-file", d.passFile, nomod)
-	if r.Code != 3 || !strings.Contains(r.Stdout, `"exit":5`) || !strings.Contains(r.Stdout, "Unknown module") {
+	if r.Code != 4 || !strings.Contains(r.Stdout, `"exit":5`) || !strings.Contains(r.Stdout, "Unknown module") {
 		t.Errorf("unknown module: exit %d stdout %s", r.Code, r.Stdout)
 	}
 
@@ -166,8 +166,10 @@ func TestFailureClasses(t *testing.T) {
 	}
 }
 
-// TestConcurrentReplayOnce: two failreplay runs at once never replay the
-// same entry twice: one holds the lock, the other exits 4.
+// TestConcurrentReplayOnce: two failreplay runs started at once replay the
+// spooled entry exactly once: one holds the lock and replays it; the other
+// finds the lock taken (exit 5) or, if it starts after, nothing to replay.
+// A stand-in for rsync counts the runs.
 func TestConcurrentReplayOnce(t *testing.T) {
 	src := t.TempDir()
 	dst := t.TempDir()
@@ -177,13 +179,18 @@ func TestConcurrentReplayOnce(t *testing.T) {
 	missing := filepath.Join(dst, "not-yet", "deeper")
 	in := fmt.Sprintf(`{"seq":1,"root":"%s/","sync":["f"],"delete":[],"events":1}`+"\n", src)
 	r := clitest.RunEnv(t, nil, in, bin("rpush"), "--spool", spool, "--retries", "0", missing)
-	if r.Code != 3 {
+	if r.Code != 4 {
 		t.Fatalf("expected a spooled batch: %d %s %s", r.Code, r.Stdout, r.Stderr)
 	}
 	must(t, os.MkdirAll(missing, 0o755))
+	state := t.TempDir()
+	counter := filepath.Join(state, "runs")
+	wrapper := filepath.Join(state, "rsync")
+	must(t, os.WriteFile(wrapper, []byte("#!/bin/sh\necho run >> \"$INOPIPE_TEST_RUNS\"\nsleep 0.2\nexec rsync \"$@\"\n"), 0o755))
 	cmds := make([]*exec.Cmd, 2)
 	for i := range cmds {
-		cmds[i] = exec.Command(bin("failreplay"), "--spool", spool)
+		cmds[i] = exec.Command(bin("failreplay"), "--spool", spool, "--rsync", wrapper)
+		cmds[i].Env = append(os.Environ(), "INOPIPE_TEST_RUNS="+counter)
 	}
 	for _, c := range cmds {
 		must(t, c.Start())
@@ -193,8 +200,9 @@ func TestConcurrentReplayOnce(t *testing.T) {
 		c.Wait()
 		codes[c.ProcessState.ExitCode()]++
 	}
-	if codes[0] < 1 || codes[0]+codes[4] != 2 {
-		t.Fatalf("exit codes %v, want one 0 and the other 0 or 4", codes)
+	runs, _ := os.ReadFile(counter)
+	if n := strings.Count(string(runs), "run"); n != 1 || codes[0] < 1 || codes[0]+codes[5] != 2 {
+		t.Fatalf("%d rsync runs (want 1), exit codes %v (want one 0, the other 0 or 5)", n, codes)
 	}
 	converge(t, src, missing)
 }

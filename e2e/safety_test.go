@@ -103,7 +103,7 @@ func TestSafetyMaxDeleteFullAndRecursive(t *testing.T) {
 			if n := countEntries(t, tgt); n != before {
 				t.Fatalf("target went from %d entries to %d (exit %d)\n%s", before, n, r.Code, r.Stderr)
 			}
-			if r.Code != 3 || !strings.Contains(r.Stdout, "more than --max-delete 5") {
+			if r.Code != 4 || !strings.Contains(r.Stdout, "more than --max-delete 5") {
 				t.Fatalf("exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
 			}
 			// Within the limit, the same batch runs.
@@ -133,8 +133,8 @@ func TestSafetyBadTargetIsolated(t *testing.T) {
 			t.Errorf("healthy target missed f%d (exit %d)\n%s", i, r.Code, r.Stderr)
 		}
 	}
-	if r.Code != 3 {
-		t.Errorf("exit %d, want 3 (spooled for the bad target)\n%s", r.Code, r.Stderr)
+	if r.Code != 4 {
+		t.Errorf("exit %d, want 4 (spooled for the bad target)\n%s", r.Code, r.Stderr)
 	}
 }
 

@@ -113,7 +113,7 @@ func TestRefusedDeleteDaemon(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
 	env := []string{"RSYNC_PASSWORD=" + password}
 	r := clitest.RunEnv(t, env, batchLine(1, src, []string{"f"}, []string{"gone"}), bin("rpush"), "--spool", spool, d.target())
-	if r.Code != 3 || !strings.Contains(r.Stdout, "--delete=false") {
+	if r.Code != 4 || !strings.Contains(r.Stdout, "--delete=false") {
 		t.Fatalf("refused delete: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
 	}
 	r = clitest.RunEnv(t, env, batchLine(2, src, []string{"f"}, []string{"gone"}), bin("rpush"), "--spool", t.TempDir(), "--delete=false", d.target())
@@ -224,7 +224,7 @@ func TestSSHTarget(t *testing.T) {
 		"--spool", spool, "-e", s.rsh(), "--retries", "1", "--backoff", "10ms", "--contimeout", "2", target)
 	var rec event.Record
 	err := event.Unmarshal([]byte(strings.TrimSpace(r.Stdout)), &rec)
-	if res := rec.Result; err != nil || r.Code != 3 || (res.Exit != 12 && res.Exit != 255) || res.Attempts != 2 {
+	if res := rec.Result; err != nil || r.Code != 4 || (res.Exit != 12 && res.Exit != 255) || res.Attempts != 2 {
 		t.Fatalf("sshd down: exit %d (%v)\nstdout %s\nstderr %s", r.Code, err, r.Stdout, r.Stderr)
 	}
 	s2 := newSSHDOnPort(t, s)
@@ -406,7 +406,7 @@ func TestStatusFile(t *testing.T) {
 		file := filepath.Join(dir, name)
 		r := clitest.RunEnv(t, []string{"RSYNC_PASSWORD=" + password}, in, bin("rpush"), "--spool", spool, "--retries", "1",
 			"--backoff", "10ms", "--status-file", file, "--status-interval", "50ms", d.target(), local)
-		if r.Code != 3 {
+		if r.Code != 4 {
 			t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 		}
 		b, err := os.ReadFile(file)

@@ -17,14 +17,6 @@ import (
 	"github.com/inopipe/inopipe/internal/event"
 )
 
-// Exit codes.
-const (
-	exitOK       = 0 // input ended or a signal; everything pending was written
-	exitError    = 1 // I/O error (e.g. stdout closed): pending batches could not be written
-	exitUsage    = 2 // bad command line
-	exitBadInput = 3 // --strict and a malformed input line
-)
-
 const description = `read events (JSON lines) on stdin, write batches for rpush on stdout
 
    inowait -mr /data | evfilter --temp | evbatch 500ms | rpush host::mod
@@ -33,11 +25,7 @@ const description = `read events (JSON lines) on stdin, write batches for rpush 
    debounce), when its first event is --max-delay old, or when --max-paths
    distinct paths are pending. Each path appears once with its net effect
    (see evbatch(1) for the table). End of input or SIGTERM writes what is
-   pending, then exits.
-
-EXIT STATUS:
-   0  end of input or signal, all written   1  I/O error   2  bad usage
-   3  bad input line with --strict`
+   pending, then exits.`
 
 // Config is evbatch's command line.
 type Config struct {
@@ -45,8 +33,16 @@ type Config struct {
 	Strict bool
 }
 
+// exitStatus is what each exit code means for evbatch (codes: base).
+var exitStatus = []base.Status{
+	{Code: base.ExitOK, Meaning: "end of input or a signal; every batch was written"},
+	{Code: base.ExitError, Meaning: "an I/O error (standard output closed): some batches were not written"},
+	{Code: base.ExitUsage, Meaning: "bad usage"},
+	{Code: base.ExitBadInput, Meaning: "a malformed input line with --strict"},
+}
+
 func newApp() *cli.App {
-	return &cli.App{
+	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:            "evbatch",
 		Usage:           "debounce and coalesce events into batches",
 		UsageText:       "evbatch [options] WINDOW < events > batches",
@@ -70,7 +66,7 @@ func newApp() *cli.App {
 			signal.Ignore(syscall.SIGPIPE)
 			return run(c.Context, cfg, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
-	}
+	})
 }
 
 // parseConfig turns the command line into a Config.
@@ -128,7 +124,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 	})
 	close(loopDone)
 	if err != nil {
-		return base.Errorf(exitError, "%w", err).
+		return base.Errorf(base.ExitError, "%w", err).
 			WithHint("restart the pipeline with inowait --resync so that a full sync covers them")
 	}
 	return <-readErr
@@ -166,7 +162,7 @@ func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []ev
 		var le *event.LineError
 		if err != nil && !errors.As(err, &le) {
 			send()
-			return base.Errorf(exitError, "read: %w", err)
+			return base.Errorf(base.ExitError, "read: %w", err)
 		}
 		if le == nil && rec.Kind != event.KindEvent {
 			le = &event.LineError{Line: d.Line(), Err: errors.New("not an event record")}
@@ -175,7 +171,7 @@ func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []ev
 			log.Errorf("%v", le)
 			if cfg.Strict {
 				send()
-				return base.Exit(exitBadInput)
+				return base.Exit(base.ExitBadInput)
 			}
 			continue
 		}

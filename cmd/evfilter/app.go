@@ -16,15 +16,6 @@ import (
 	"github.com/inopipe/inopipe/internal/filter"
 )
 
-// Exit codes.
-const (
-	exitOK    = 0 // input ended (or a signal), every line handled
-	exitError = 1 // an I/O error
-	exitUsage = 2 // bad command line, bad pattern or pattern file
-	// exitBadInput: --strict and a malformed input line.
-	exitBadInput = 3
-)
-
 const description = `read inowait events (JSON lines) on stdin, write the ones that pass on stdout
 
    inowait -mr /data | evfilter --temp -x '^cache/' | evbatch 500ms | rpush host::mod
@@ -33,10 +24,7 @@ const description = `read inowait events (JSON lines) on stdin, write the ones t
    to the watched root (a directory with a trailing "/"); an excluded
    directory excludes everything under it. Control records (Q_OVERFLOW,
    RESYNC, a root's DELETE_SELF/MOVE_SELF/UNMOUNT) always pass. Lines pass
-   through unchanged, unknown fields included.
-
-EXIT STATUS:
-   0  end of input   1  I/O error   2  bad usage or pattern   3  bad input line with --strict`
+   through unchanged, unknown fields included.`
 
 // Config is evfilter's command line.
 type Config struct {
@@ -46,8 +34,16 @@ type Config struct {
 	Strict bool
 }
 
+// exitStatus is what each exit code means for evfilter (codes: base).
+var exitStatus = []base.Status{
+	{Code: base.ExitOK, Meaning: "end of input or a signal; every line was handled"},
+	{Code: base.ExitError, Meaning: "an I/O error"},
+	{Code: base.ExitUsage, Meaning: "bad usage, a bad pattern or an unreadable pattern file"},
+	{Code: base.ExitBadInput, Meaning: "a malformed input line with --strict"},
+}
+
 func newApp() *cli.App {
-	return &cli.App{
+	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:                   "evfilter",
 		Usage:                  "filter an inowait event stream",
 		UsageText:              "evfilter [options] < events > events",
@@ -82,7 +78,7 @@ func newApp() *cli.App {
 			}
 			return run(c.Context, cfg, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
-	}
+	})
 }
 
 func configFrom(c *cli.Context) (*Config, error) {
@@ -155,7 +151,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 	for {
 		if in.Buffered() == 0 {
 			if err := out.Flush(); err != nil {
-				return base.Errorf(exitError, "write: %w", err)
+				return base.Errorf(base.ExitError, "write: %w", err)
 			}
 		}
 		if ctx.Err() != nil {
@@ -167,7 +163,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		}
 		var le *event.LineError
 		if err != nil && !errors.As(err, &le) {
-			return base.Errorf(exitError, "read: %w", err)
+			return base.Errorf(base.ExitError, "read: %w", err)
 		}
 		nin++
 		if le == nil && rec.Kind != event.KindEvent {
@@ -178,7 +174,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 			log.Errorf("%v", le)
 			if cfg.Strict {
 				out.Flush()
-				return base.Exit(exitBadInput)
+				return base.Exit(base.ExitBadInput)
 			}
 			continue
 		}
@@ -193,11 +189,11 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		nout++
 		out.Write(in.Raw())
 		if err := out.WriteByte('\n'); err != nil {
-			return base.Errorf(exitError, "write: %w", err)
+			return base.Errorf(base.ExitError, "write: %w", err)
 		}
 	}
 	if err := out.Flush(); err != nil {
-		return base.Errorf(exitError, "write: %w", err)
+		return base.Errorf(base.ExitError, "write: %w", err)
 	}
 	return nil
 }

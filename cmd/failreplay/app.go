@@ -18,26 +18,13 @@ import (
 	"github.com/inopipe/inopipe/internal/spool"
 )
 
-// Exit codes, for cron and systemd.
-const (
-	exitOK     = 0 // every entry replayed (or none to replay)
-	exitError  = 1 // configuration error (rsync missing, bad spool dir, ...)
-	exitUsage  = 2 // bad command line
-	exitRemain = 3 // some entries failed again and remain in the spool
-	exitLocked = 4 // another failreplay holds the spool lock; nothing done
-)
-
 const description = `replay the batches rpush spooled, merging the entries of each (target, root)
    into one rsync run; remove an entry only after its run succeeded.
 
    */5 * * * *  failreplay --spool /var/spool/inopipe --password-file /etc/inopipe/rsync.pass
 
    Give the same rsync options as rpush (--rsync-opts, --password-file, --port, ...).
-   --full also syncs every (root, target) rpush has served, whole (sersync's crontab).
-
-EXIT STATUS:
-   0  all replayed   1  configuration error   2  bad usage
-   3  entries remain (failed again)   4  another failreplay is running`
+   --full also syncs every (root, target) rpush has served, whole (sersync's crontab).`
 
 // Config is failreplay's own part of the command line.
 type Config struct {
@@ -47,6 +34,15 @@ type Config struct {
 	MaxFailures int // replays in a row that fail for a lasting reason before an entry is quarantined
 }
 
+// exitStatus is what each exit code means for failreplay (codes: base).
+var exitStatus = []base.Status{
+	{Code: base.ExitOK, Meaning: "every entry replayed (or none to replay)"},
+	{Code: base.ExitError, Meaning: "a configuration error, or a failed full sync that could not be spooled"},
+	{Code: base.ExitUsage, Meaning: "bad usage"},
+	{Code: base.ExitPartial, Meaning: "entries remain in the spool (failed again)"},
+	{Code: base.ExitLocked, Meaning: "another failreplay holds the spool lock; nothing done"},
+}
+
 func newApp() *cli.App {
 	flags := append(pushflags.Flags(),
 		&cli.StringFlag{Name: "target", Usage: "replay only entries for `TARGET` (as written to rpush)"},
@@ -54,7 +50,7 @@ func newApp() *cli.App {
 		&cli.BoolFlag{Name: "full", Usage: "also run a full sync of every (root, target) rpush has served (recorded in DIR/targets.json)"},
 		&cli.IntFlag{Name: "max-failures", Value: 5, Usage: "park an entry in DIR/quarantine after `N` replays in a row fail for a reason retrying does not cure (a target that is down never counts)"},
 	)
-	return &cli.App{
+	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:            "failreplay",
 		Usage:           "replay rpush's spool; periodic full sync",
 		UsageText:       "failreplay [options]",
@@ -79,7 +75,7 @@ func newApp() *cli.App {
 			}
 			return run(c.Context, cfg, p, sp, c.App.ErrWriter)
 		},
-	}
+	})
 }
 
 type group struct {
@@ -121,10 +117,10 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 	unlock, err := sp.Lock()
 	if errors.Is(err, spool.ErrLocked) {
 		log.Infof("another failreplay is running on %s; nothing done", sp.Dir)
-		return base.Exit(exitLocked)
+		return base.Exit(base.ExitLocked)
 	}
 	if err != nil {
-		return base.Errorf(exitError, "%w", err)
+		return base.Errorf(base.ExitError, "%w", err)
 	}
 	defer unlock()
 	if cfg.MaxFailures < 1 {
@@ -134,7 +130,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 
 	files, err := sp.List()
 	if err != nil {
-		return base.Errorf(exitError, "%w", err)
+		return base.Errorf(base.ExitError, "%w", err)
 	}
 	groups := map[[2]string]*group{}
 	var order [][2]string
@@ -182,9 +178,9 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 	log.Infof("replayed %d entries in %d rsync runs; %d remain; %d quarantined%s", rp.replayed, rp.runs, rp.remain+fullFailed, rp.quarantined, full)
 	switch {
 	case putErr != nil:
-		return base.Errorf(exitError, "a failed full sync could not be spooled either: %v", putErr)
+		return base.Errorf(base.ExitError, "a failed full sync could not be spooled either: %v", putErr)
 	case rp.remain+fullFailed > 0:
-		return base.Exit(exitRemain)
+		return base.Exit(base.ExitPartial)
 	}
 	return nil
 }

@@ -5,4 +5,4 @@ package main
 
 import "github.com/inopipe/inopipe/internal/base"
 
-func main() { base.Main(newApp(), exitUsage) }
+func main() { base.Main(newApp(), base.ExitUsage) }

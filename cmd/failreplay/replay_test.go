@@ -81,7 +81,7 @@ func TestPoisonEntryIsolatedThenQuarantined(t *testing.T) {
 	var stderr bytes.Buffer
 	err := run(context.Background(), cfg, p, sp, &stderr)
 	var be *base.Error
-	if !errors.As(err, &be) || be.Code != exitRemain || sp.Count() != 1 {
+	if !errors.As(err, &be) || be.Code != base.ExitPartial || sp.Count() != 1 {
 		t.Fatalf("first run: %v, %d entries left\n%s", err, sp.Count(), &stderr)
 	}
 	for i := 2; i <= 3; i++ {
@@ -152,7 +152,7 @@ func TestFullSpoolWriteFailureIsAnError(t *testing.T) {
 	var stderr bytes.Buffer
 	err = run(context.Background(), &Config{Full: true, MaxFailures: 5}, p, sp, &stderr)
 	var be *base.Error
-	if !errors.As(err, &be) || be.Code != exitError || !strings.Contains(err.Error(), "could not be spooled") {
+	if !errors.As(err, &be) || be.Code != base.ExitError || !strings.Contains(err.Error(), "could not be spooled") {
 		t.Fatalf("%v\n%s", err, &stderr)
 	}
 }

@@ -38,12 +38,7 @@ const usageText = `watch files and directory trees with inotify; print one JSON 
    inowait -mr /data | evfilter --temp | evbatch 500ms | rpush backup::data
 
    Without --format or -c, each event is a JSON object (see inowait(1), OUTPUT).
-   With --format, --csv or --text the output is inotifywait's, byte for byte.
-
-EXIT STATUS:
-   0  an event was received (-m: stopped by a signal)
-   1  error, bad usage, or a watched root was deleted, moved or unmounted
-   2  --timeout passed without an event`
+   With --format, --csv or --text the output is inotifywait's, byte for byte.`
 
 // Config is everything inowait needs, read from the command line.
 type Config struct {
@@ -68,8 +63,15 @@ type Config struct {
 	Resync        bool
 }
 
+// exitStatus is what each exit code means for inowait (codes: base).
+var exitStatus = []base.Status{
+	{Code: exitOK, Meaning: "an event was received (-m: stopped by a signal)"},
+	{Code: exitError, Meaning: "an error, bad usage, or a watched root was deleted, moved or unmounted"},
+	{Code: exitTimeout, Meaning: "--timeout passed without an event"},
+}
+
 func newApp() *cli.App {
-	return &cli.App{
+	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:                   "inowait",
 		Usage:                  "watch files and directory trees, print events as JSON lines",
 		UsageText:              "inowait [options] FILE|DIR|@EXCLUDE...",
@@ -112,7 +114,7 @@ func newApp() *cli.App {
 			}
 			return run(c.Context, cfg, c.App.Writer, c.App.ErrWriter)
 		},
-	}
+	})
 }
 
 func configFrom(c *cli.Context, quiet int) (*Config, error) {

@@ -23,14 +23,6 @@ import (
 	"github.com/inopipe/inopipe/internal/status"
 )
 
-// Exit codes.
-const (
-	exitOK      = 0 // every batch reached every target
-	exitError   = 1 // a source was stopped (unsafe root), rsync missing, or an I/O error
-	exitUsage   = 2 // bad command line
-	exitPartial = 3 // some batches were spooled (run failreplay)
-)
-
 const description = `read batches (from evbatch) or events (from inowait/evfilter) on stdin and
    run rsync for each, to every TARGET in parallel; print one JSON result line
    per (batch, target); spool what fails for failreplay.
@@ -39,11 +31,7 @@ const description = `read batches (from evbatch) or events (from inowait/evfilte
 
    TARGET: host::module[/path], user@host::module, rsync://[user@]host[:port]/module,
    [user@]host:/path (ssh), or a local directory. No shell is ever run; paths
-   reach rsync NUL-separated on stdin.
-
-EXIT STATUS:
-   0  all delivered   1  source stopped, rsync missing or I/O error
-   2  bad usage       3  some batches spooled (run failreplay)`
+   reach rsync NUL-separated on stdin.`
 
 // Config is rpush's own part of the command line.
 type Config struct {
@@ -58,17 +46,26 @@ type Config struct {
 	StatusInterval time.Duration // how often it is rewritten
 }
 
+// exitStatus is what each exit code means for rpush (codes: base).
+var exitStatus = []base.Status{
+	{Code: base.ExitOK, Meaning: "every batch reached every target"},
+	{Code: base.ExitError, Meaning: "a source was stopped, rsync is missing, a batch was lost (neither delivered nor spooled), or an I/O error"},
+	{Code: base.ExitUsage, Meaning: "bad usage"},
+	{Code: base.ExitBadInput, Meaning: "a malformed input line with --strict"},
+	{Code: base.ExitPartial, Meaning: "some batches were spooled (run failreplay)"},
+}
+
 func newApp() *cli.App {
 	flags := append(pushflags.Flags(),
 		&cli.BoolFlag{Name: "init", Usage: "run a full sync of each root to each target before its first batch (sersync -r)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print result lines for failures only"},
 		&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, let running rsyncs finish for this `DURATION`, then stop them and spool"},
-		&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 2 at the first malformed input line"},
+		&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 3 at the first malformed input line"},
 		&cli.StringFlag{Name: "status-file", Usage: "rewrite `FILE` atomically with per-target figures (JSON; Prometheus text if it ends in .prom)"},
 		&cli.DurationFlag{Name: "status-interval", Value: 5 * time.Second, Usage: "how often the --status-file is rewritten"},
 		&cli.IntFlag{Name: "queue", Value: 1024, Usage: "batches waiting per target; when a slow target has `N` waiting, further ones are spooled for it"},
 	)
-	return &cli.App{
+	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:            "rpush",
 		Usage:           "rsync each batch to one or more targets, spooling failures",
 		UsageText:       "rpush [options] TARGET... < batches > results",
@@ -98,7 +95,7 @@ func newApp() *cli.App {
 			signal.Ignore(syscall.SIGPIPE)
 			return run(c.Context, cfg, p, sp, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
-	}
+	})
 }
 
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -174,10 +171,10 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	case readErr != nil:
 		return readErr
 	case len(sum.Owed) > 0:
-		return (&base.Error{Code: exitError, Err: fmt.Errorf("%d (target, root) pair(s) lost batches that are not in the spool %s", len(sum.Owed), sp.Dir)}).
+		return (&base.Error{Code: base.ExitError, Err: fmt.Errorf("%d (target, root) pair(s) lost batches that are not in the spool %s", len(sum.Owed), sp.Dir)}).
 			WithHint("free the spool's filesystem, then restart the pipeline with inowait --resync (inopipe-run does) so that a full sync covers them")
 	case len(sum.Stopped) > 0:
-		return base.Exit(exitError)
+		return base.Exit(base.ExitError)
 	case ctx.Err() != nil:
 		// Stopped by a signal (systemctl stop): a clean stop, since
 		// everything not delivered is in the spool.
@@ -186,7 +183,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		}
 		return nil
 	case sum.Spooled > 0:
-		return (&base.Error{Code: exitPartial, Err: fmt.Errorf("%d batch(es) spooled in %s", sum.Spooled, sp.Dir)}).
+		return (&base.Error{Code: base.ExitPartial, Err: fmt.Errorf("%d batch(es) spooled in %s", sum.Spooled, sp.Dir)}).
 			WithHint("run failreplay --spool %s once the targets are back", sp.Dir)
 	}
 	return nil
@@ -206,12 +203,12 @@ func read(cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.L
 		if errors.As(err, &le) {
 			log.Errorf("%v", le)
 			if cfg.Strict {
-				return base.Exit(exitUsage)
+				return base.Exit(base.ExitBadInput)
 			}
 			continue
 		}
 		if err != nil {
-			return base.Errorf(exitError, "read: %w", err)
+			return base.Errorf(base.ExitError, "read: %w", err)
 		}
 		switch rec.Kind {
 		case event.KindBatch:

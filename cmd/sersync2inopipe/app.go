@@ -11,27 +11,24 @@ import (
 	"github.com/inopipe/inopipe/internal/base"
 )
 
-// Exit codes.
-const (
-	exitOK    = 0 // converted (warnings, if any, on stderr)
-	exitError = 1 // unreadable or invalid confxml.xml
-	exitUsage = 2 // bad command line
-)
-
 const description = `read a sersync confxml.xml (format 2.5) and print the equivalent
    /etc/inopipe/NAME.env for inopipe-run and the inopipe@ systemd unit, with
    the failreplay timer or cron lines for <failLog> and <crontab>. What has
    no equivalent is named in a warning on stderr.
 
-   sersync2inopipe /opt/sersync/confxml.xml > /etc/inopipe/www.env
-
-EXIT STATUS:
-   0  converted (read the warnings)   1  unreadable or invalid file   2  bad usage`
+   sersync2inopipe /opt/sersync/confxml.xml > /etc/inopipe/www.env`
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.@-]+$`)
 
+// exitStatus is what each exit code means for sersync2inopipe (codes: base).
+var exitStatus = []base.Status{
+	{Code: base.ExitOK, Meaning: "converted (read the warnings)"},
+	{Code: base.ExitError, Meaning: "an unreadable or invalid file"},
+	{Code: base.ExitUsage, Meaning: "bad usage"},
+}
+
 func newApp() *cli.App {
-	return &cli.App{
+	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:            "sersync2inopipe",
 		Usage:           "convert a sersync confxml.xml to an inopipe configuration",
 		UsageText:       "sersync2inopipe [options] confxml.xml > /etc/inopipe/NAME.env",
@@ -58,21 +55,21 @@ func newApp() *cli.App {
 			}
 			return run(c.Args().First(), c.String("name"), spool, c.App.Writer, c.App.ErrWriter)
 		},
-	}
+	})
 }
 
 func run(file, name, spool string, stdout, stderr io.Writer) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return base.Errorf(exitError, "%w", err)
+		return base.Errorf(base.ExitError, "%w", err)
 	}
 	c, err := parse(data)
 	if err != nil {
-		return base.Errorf(exitError, "%s: %w", file, err)
+		return base.Errorf(base.ExitError, "%s: %w", file, err)
 	}
 	r, err := convert(c, name, spool)
 	if err != nil {
-		return base.Errorf(exitError, "%s: %w", file, err)
+		return base.Errorf(base.ExitError, "%s: %w", file, err)
 	}
 	log := &base.Log{Prog: "sersync2inopipe", W: stderr}
 	for _, w := range r.warnings {

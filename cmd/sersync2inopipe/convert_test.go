@@ -91,8 +91,8 @@ func TestErrors(t *testing.T) {
 		var be *base.Error
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), f) {
 			t.Errorf("%s: err = %v, want %q naming the file", tc.name, err, tc.want)
-		} else if !errors.As(err, &be) || be.Code != exitError {
-			t.Errorf("%s: not exit %d: %v", tc.name, exitError, err)
+		} else if !errors.As(err, &be) || be.Code != base.ExitError {
+			t.Errorf("%s: not exit %d: %v", tc.name, base.ExitError, err)
 		}
 		if out.Len() != 0 {
 			t.Errorf("%s: printed a config for a bad file", tc.name)

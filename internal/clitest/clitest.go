@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/inopipe/inopipe/internal/base"
 )
 
 // Timeout bounds every wait in process tests; INOWAIT_TEST_TIMEOUT (a Go
@@ -130,10 +132,38 @@ func CheckManPage(t *testing.T, app *cli.App, path string) {
 			t.Errorf("%s: no %s section", path, sec)
 		}
 	}
+	checkExitStatus(t, app, path, page)
 	if out, err := exec.Command("groff", "-t", "-ww", "-z", "-man", path).CombinedOutput(); err != nil || len(out) > 0 {
 		if _, lerr := exec.LookPath("groff"); lerr == nil {
 			t.Errorf("%s: groff warnings: %v\n%s", path, err, out)
 		}
+	}
+}
+
+// checkExitStatus compares the codes of the app's EXIT STATUS (set by
+// base.WithExitStatus, shown by --help) with the ".B N" entries of the man
+// page's EXIT STATUS section: the same codes, in the same order.
+func checkExitStatus(t *testing.T, app *cli.App, path, page string) {
+	t.Helper()
+	sts, ok := app.Metadata["exit"].([]base.Status)
+	if !ok {
+		t.Errorf("%s: the app declares no exit status (base.WithExitStatus)", path)
+		return
+	}
+	var want []string
+	for _, s := range sts {
+		want = append(want, fmt.Sprint(s.Code))
+	}
+	_, sec, _ := strings.Cut(page, ".SH EXIT STATUS")
+	sec, _, _ = strings.Cut(sec, "\n.SH ")
+	var got []string
+	for _, line := range strings.Split(sec, "\n") {
+		if code, ok := strings.CutPrefix(line, ".B "); ok && len(code) > 0 && code[0] >= '0' && code[0] <= '9' {
+			got = append(got, code)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("%s: EXIT STATUS lists codes %v, --help has %v", path, got, want)
 	}
 }
 
