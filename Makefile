@@ -55,11 +55,18 @@ unit:
 e2e: build
 	$(GO) test -tags e2e -count=1 -timeout 20m ./e2e/...
 
-# Short coverage-guided fuzzing of every decoder (seeds run in `make test`).
+# Coverage-guided fuzzing of every decoder and parser, FUZZTIME each (their
+# seed corpora run in `make test`).
+FUZZTIME ?= 60s
+FUZZ = ./internal/event:FuzzDecode ./internal/event:FuzzEventRoundTrip ./internal/event:FuzzDecodeDifferential \
+	./internal/batch:FuzzConverges ./internal/rsync:FuzzNormalize ./internal/rsync:FuzzSplitOpts \
+	./internal/rsync:FuzzParseTarget ./internal/spool:FuzzEntry ./internal/spool:FuzzPairs \
+	./internal/filter:FuzzPatterns ./cmd/inowait:FuzzFormat ./cmd/sersync2inopipe:FuzzConvert
 fuzz:
-	$(GO) test ./internal/event -run '^$$' -fuzz FuzzDecode -fuzztime 30s
-	$(GO) test ./internal/event -run '^$$' -fuzz FuzzEventRoundTrip -fuzztime 30s
-	$(GO) test ./internal/event -run '^$$' -fuzz FuzzDecodeDifferential -fuzztime 30s
+	@for f in $(FUZZ); do \
+		echo "fuzz: $${f#*:} ($${f%%:*}) for $(FUZZTIME)"; \
+		$(GO) test $${f%%:*} -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # Long runs: Go benchmarks and the comparisons against inotifywait, lsyncd
 # and a single ideal rsync (results in bench/RESULTS.md).

@@ -6,15 +6,20 @@ set -euo pipefail
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
 work=$(mktemp -d /tmp/inopipe-demo.XXXXXX)
 chmod 755 "$work"
-pids=()
+pids=()        # what the demo started, stopped by PID (never by a name
+inowait_pid="" # pattern, which could match an operator's own pipeline)
 cleanup() {
 	# Stop the first stage: the others drain and exit on end of input.
-	pkill -TERM -f "inowait -mr --resync -e" 2>/dev/null || true
-	for _ in $(seq 50); do pgrep -f "$work" >/dev/null || break; sleep 0.1; done
+	[ -z "$inowait_pid" ] || kill -TERM "$inowait_pid" 2>/dev/null || true
+	for _ in $(seq 50); do
+		if [ -z "$pipeline_pid" ] || ! kill -0 "$pipeline_pid" 2>/dev/null; then break; fi
+		sleep 0.1
+	done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
+pipeline_pid=""
 trap cleanup EXIT INT TERM
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -73,10 +78,15 @@ echo "  rsync://demo@127.0.0.1:$port/data  ->  $mod"
 say "the pipeline"
 target="rsync://demo@127.0.0.1:$port/data/"
 echo "  inowait -mr --resync -e create,close_write,attrib,moved_from,moved_to,delete $src | evfilter --temp | evbatch 300ms | rpush --password-file pass $target"
-"$BIN/inowait" -mr --resync -e create,close_write,attrib,moved_from,moved_to,delete "$src" 2>"$work/inowait.err" | tee "$work/events" |
+mkfifo "$work/events.fifo"
+"$BIN/inowait" -mr --resync -e create,close_write,attrib,moved_from,moved_to,delete "$src" 2>"$work/inowait.err" > "$work/events.fifo" &
+inowait_pid=$!
+pids+=("$inowait_pid")
+tee "$work/events" < "$work/events.fifo" |
 	"$BIN/evfilter" --temp | "$BIN/evbatch" 300ms | tee "$work/batches" |
 	"$BIN/rpush" --spool "$spool" --password-file "$work/pass" "$target" > "$work/results" &
-pids+=($!)
+pipeline_pid=$!
+pids+=("$pipeline_pid")
 wait_until 10 grep -q "watches established" "$work/inowait.err"
 wait_until 20 grep -q '"ok":true' "$work/results"
 echo "  (RESYNC after the watches were set: a full sync of what was already there)"
