@@ -12,7 +12,7 @@ LDFLAGS  = -X github.com/inopipe/inopipe/internal/base.Version=$(VERSION)
 INOWAIT_TEST_TIMEOUT ?= 60s
 export INOWAIT_TEST_TIMEOUT
 
-.PHONY: all build deps test unit e2e fuzz vet lint bench install demo man clean
+.PHONY: all build deps test unit e2e fuzz vet lint cover bench install demo man clean
 
 all: build
 
@@ -51,6 +51,13 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+# Statement coverage of the in-process tests, per package (the e2e tests run
+# binaries and are not counted).
+cover:
+	$(GO) test -count=1 -coverprofile=cover.out ./... | sed 's/^ok *//'
+	@$(GO) tool cover -func=cover.out | tail -1
+	@rm -f cover.out
 
 e2e: build
 	$(GO) test -tags e2e -count=1 -timeout 20m ./e2e/...

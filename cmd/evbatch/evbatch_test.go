@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/urfave/cli/v2"
 )
@@ -17,8 +18,9 @@ func TestMain(m *testing.M) { clitest.Main(m, &binDir, "evbatch") }
 
 func bin() string { return filepath.Join(binDir, "evbatch") }
 
-// TestGolden feeds testdata/*.in.jsonl through the binary (EOF flushes) and
-// compares with *.want.jsonl, ignoring the first/last times.
+// TestGolden feeds testdata/*.in.jsonl through evbatch (EOF flushes) and
+// compares with *.want.jsonl, ignoring the first/last times; -update
+// rewrites them.
 func TestGolden(t *testing.T) {
 	ins, _ := filepath.Glob("testdata/*.in.jsonl")
 	if len(ins) == 0 {
@@ -29,16 +31,22 @@ func TestGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := clitest.Run(t, string(b), bin(), "--max-delay", "1h", "1h")
-		got := stripTimes(r.Stdout)
-		wantFile := strings.TrimSuffix(in, ".in.jsonl") + ".want.jsonl"
-		if os.Getenv("UPDATE_GOLDEN") != "" {
-			os.WriteFile(wantFile, []byte(got), 0o644)
+		r := clitest.RunApp(t, newApp(), base.ExitUsage, string(b), "--max-delay", "1h", "1h")
+		if r.Code != 0 {
+			t.Fatalf("%s: exit %d\n%s", in, r.Code, r.Stderr)
 		}
-		want, _ := os.ReadFile(wantFile)
-		if r.Code != 0 || got != string(want) {
-			t.Errorf("%s: exit %d stderr %s\ngot:\n%s\nwant:\n%s", in, r.Code, r.Stderr, got, want)
-		}
+		clitest.Golden(t, strings.TrimSuffix(in, ".in.jsonl")+".want.jsonl", []byte(stripTimes(r.Stdout)))
+	}
+}
+
+// TestBinary runs the built binary once: main's wiring (signals, exit).
+func TestBinary(t *testing.T) {
+	r := clitest.Run(t, `{"root":"/d/","watch":"/d/","name":"f","path":"/d/f","events":["CLOSE_WRITE","CLOSE"]}`+"\n", bin(), "1h")
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"sync":["f"]`) {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if r = clitest.Run(t, "", bin()); r.Code != base.ExitUsage {
+		t.Fatalf("no WINDOW: exit %d", r.Code)
 	}
 }
 
@@ -67,7 +75,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"1s"}, "{}\n", 0, "evbatch: error: line 1:"},
 	}
 	for _, c := range cases {
-		r := clitest.Run(t, c.in, bin(), c.args...)
+		r := clitest.RunApp(t, newApp(), base.ExitUsage, c.in, c.args...)
 		if r.Code != c.code || !strings.Contains(r.Stderr, c.stderr) {
 			t.Errorf("%q: exit %d stderr %q, want %d %q", c.args, r.Code, r.Stderr, c.code, c.stderr)
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
 )
 
@@ -39,10 +40,18 @@ func TestCLI(t *testing.T) {
 		{"missing pattern file", []string{"--exclude-from", "/nonexistent"}, 2, "", "--exclude-from /nonexistent"},
 	}
 	for _, c := range cases {
-		r := clitest.Run(t, in, bin(), c.args...)
+		r := clitest.RunApp(t, newApp(), base.ExitUsage, in, c.args...)
 		if r.Code != c.code || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
 			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant exit %d stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.code, c.stdout, c.stderr)
 		}
+	}
+}
+
+// TestBinary runs the built binary once: main's wiring (signals, exit).
+func TestBinary(t *testing.T) {
+	r := clitest.Run(t, swp+"\n"+keep+"\n", bin(), "--temp")
+	if r.Code != 0 || r.Stdout != keep+"\n" {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,8 +12,6 @@ import (
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestGolden converts the sample configs (written from sersync's
 // documented 2.5 format) and compares env file and warnings with golden
@@ -28,17 +25,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := out.String() + "--- stderr\n" + errb.String()
-			golden := filepath.Join("testdata", name+".want")
-			if *update {
-				os.WriteFile(golden, []byte(got), 0o644)
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s:\n%s", golden, got)
-			}
+			clitest.Golden(t, filepath.Join("testdata", name+".want"), []byte(got))
 		})
 	}
 }

@@ -5,6 +5,7 @@ package clitest
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -232,4 +233,43 @@ func FillUp(t *testing.T, dir string) {
 		}
 	}
 	t.Fatalf("%s never filled up", dir)
+}
+
+// RunApp runs a tool's cli.App in this process, as its main would (base.Run:
+// the same exit codes and voice), with stdin and captured output, so that
+// tests measure the tool's code (go test -cover) and need no binary.
+// usageCode is the tool's exit code for usage errors.
+func RunApp(t *testing.T, app *cli.App, usageCode int, stdin string, args ...string) Result {
+	t.Helper()
+	var out, errb Buffer
+	app.Reader = strings.NewReader(stdin)
+	app.Writer, app.ErrWriter = &out, &errb
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
+	defer cancel()
+	code := base.Run(ctx, app, append([]string{app.Name}, args...), usageCode)
+	if ctx.Err() != nil {
+		t.Fatalf("%s %q: timed out", app.Name, args)
+	}
+	return Result{Code: code, Stdout: out.String(), Stderr: errb.String()}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files with the output the tests got")
+
+// Golden compares got with the file want, or rewrites it with -update
+// (go test ./cmd/evbatch -update), test2json's convention.
+func Golden(t *testing.T, want string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(want, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	b, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(b, got) {
+		t.Errorf("%s differs (run with -update to accept):\ngot:\n%s\nwant:\n%s", want, got, b)
+	}
 }

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+// rpush in-process against local directory targets and the real rsync.
+func TestRunLocal(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644)
+	os.WriteFile(filepath.Join(tgt, "gone"), []byte("x"), 0o644)
+	status := filepath.Join(t.TempDir(), "status.json")
+	in := fmt.Sprintf(`{"seq":1,"root":"%s/","sync":["a"],"delete":["gone"]}`+"\n", src) +
+		"not json\n" +
+		fmt.Sprintf(`{"root":"%s/","watch":"%s/","name":"a","path":"%s/a","events":["CLOSE_WRITE","CLOSE"]}`+"\n", src, src, src)
+	r := clitest.RunApp(t, newApp(), base.ExitUsage, in, "--spool", spool, "--status-file", status, tgt)
+	if r.Code != 0 || strings.Count(r.Stdout, `"ok":true`) != 2 || !strings.Contains(r.Stderr, "rpush: error: line 2") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tgt, "a")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(tgt, "gone")); err == nil {
+		t.Error("gone was not deleted")
+	}
+	var doc struct {
+		Targets []struct {
+			BatchesOK int `json:"batches_ok"`
+		} `json:"targets"`
+	}
+	b, _ := os.ReadFile(status)
+	if err := json.Unmarshal(b, &doc); err != nil || len(doc.Targets) != 1 || doc.Targets[0].BatchesOK != 2 {
+		t.Fatalf("status file %s (%v)", b, err)
+	}
+}
+
+func TestRunUsageAndInput(t *testing.T) {
+	tgt, spool := t.TempDir(), t.TempDir()
+	for _, c := range []struct {
+		name   string
+		args   []string
+		in     string
+		code   int
+		stderr string
+	}{
+		{"no target", []string{"--spool", spool}, "", base.ExitUsage, "no TARGET given"},
+		{"strict", []string{"--spool", spool, "--strict", tgt}, "{}\n", base.ExitBadInput, "rpush: error: line 1"},
+		{"result line", []string{"--spool", spool, tgt}, `{"seq":1,"root":"/d/","target":"x","ok":true}` + "\n", 0, "a result line is not input for rpush"},
+		{"denied option", []string{"--spool", spool, "--rsync-opts", "-f'- *'", tgt}, "", base.ExitUsage, `is not allowed (-f)`},
+		{"queue", []string{"--spool", spool, "--queue", "0", tgt}, "", base.ExitUsage, "--queue must be at least 1"},
+		{"spool symlink", []string{"--spool", "/proc/self/cwd", tgt}, "", base.ExitError, "is a symlink"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := clitest.RunApp(t, newApp(), base.ExitUsage, c.in, c.args...)
+			if r.Code != c.code || !strings.Contains(r.Stderr, c.stderr) {
+				t.Fatalf("exit %d, want %d\nstderr %s", r.Code, c.code, r.Stderr)
+			}
+		})
+	}
+}
