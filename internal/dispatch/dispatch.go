@@ -230,7 +230,7 @@ func (e *Engine) Close() Summary {
 func (e *Engine) notRun(w *worker, b *event.Batch, why string) {
 	r := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec, Exit: rsync.ExitNotRun, Error: why}
 	e.spool(w, b, r, why, rsync.ExitNotRun)
-	e.track.Done(w.target.Spec, b.Seq, e.cfg.Now(), false, r.Spooled != "", 0, 0, 0, r.Error)
+	e.track.Done(r, e.cfg.Now())
 	e.emit(r)
 }
 
@@ -336,7 +336,7 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 		w.mu.Unlock()
 		e.log.Infof("the full sync of %s owed to %s is %s", b.Root, w.target.Spec, map[bool]string{true: "done", false: "spooled"}[r.OK])
 	}
-	e.track.Done(w.target.Spec, b.Seq, e.cfg.Now(), r.OK, r.Spooled != "", r.Paths, r.Bytes, r.Attempts, r.Error)
+	e.track.Done(r, e.cfg.Now())
 	e.emit(r)
 }
 

@@ -201,7 +201,7 @@ func (w *Watcher) setup() error {
 			}
 			continue
 		}
-		if err := w.addTree(r.key, r, true, false, false); err != nil {
+		if err := w.addTree(r.key, r, walkSetup); err != nil {
 			return err
 		}
 	}
@@ -236,11 +236,27 @@ func (w *Watcher) register(wd int32, path string, r *root, top bool) *watch {
 	return wt
 }
 
-// addTree watches dir and everything under it. With synthetic set it emits
-// a CREATE for every entry found (the directory appeared after watching
-// began, so nothing inside it has been reported). With rewalk set it also
-// descends into directories already watched (after an overflow).
-func (w *Watcher) addTree(dir string, r *root, top, synthetic, rewalk bool) error {
+// walk is why a tree is being watched, which decides what addTree emits
+// and where it descends.
+type walk uint8
+
+const (
+	// walkSetup: a root at start; nothing is reported for what is there.
+	walkSetup walk = iota
+	// walkAppeared: a directory created or moved in after watching began,
+	// so nothing inside it has been reported: a synthetic CREATE for every
+	// entry found (and CLOSE_WRITE for files).
+	walkAppeared
+	// walkRewalk: after a queue overflow; also descends into directories
+	// already watched (renamed ones are re-keyed).
+	walkRewalk
+)
+
+// addTree watches dir and everything under it (see walk). dir is a root
+// (top) when it is r's own path.
+func (w *Watcher) addTree(dir string, r *root, how walk) error {
+	top := dir == r.key
+	rewalk := how == walkRewalk
 	if !top && w.cfg.SkipDir != nil && w.cfg.SkipDir(dir) {
 		return nil
 	}
@@ -283,7 +299,7 @@ func (w *Watcher) addTree(dir string, r *root, top, synthetic, rewalk bool) erro
 		w.register(wd, dir, r, top)
 	}
 	w.progress()
-	if err := w.scan(dir, wd, r, synthetic, rewalk); err != nil {
+	if err := w.scan(dir, wd, r, how); err != nil {
 		return err
 	}
 	return w.upgrade(dir, flags)
@@ -342,7 +358,8 @@ func (w *Watcher) progress() {
 }
 
 // scan reads dir (already watched as wd) and recurses into subdirectories.
-func (w *Watcher) scan(dir string, wd int32, r *root, synthetic, rewalk bool) error {
+func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
+	synthetic, rewalk := how == walkAppeared, how == walkRewalk
 	if w.countScans && w.depth == 1 && !rewalk && dir != r.key {
 		// The directory's own watch and its children's have the scan
 		// mask; its parent's has the full one and will report this read.
@@ -420,7 +437,7 @@ func (w *Watcher) scan(dir string, wd int32, r *root, synthetic, rewalk bool) er
 			}
 		}
 		if isDir && w.cfg.Recursive {
-			if err := w.addTree(dir+e.name+"/", r, false, synthetic, rewalk); err != nil {
+			if err := w.addTree(dir+e.name+"/", r, how); err != nil {
 				return err
 			}
 		}
@@ -736,7 +753,7 @@ func (w *Watcher) handleOne(raw rawEvent) error {
 	child := wt.path + name + "/"
 	switch {
 	case op.Has(event.Create):
-		return w.addTree(child, wt.root, false, true, false)
+		return w.addTree(child, wt.root, walkAppeared)
 	case op.Has(event.MovedFrom):
 		if c, ok := w.byPath[child]; ok {
 			w.pendingMoves[cookie] = c
@@ -751,7 +768,7 @@ func (w *Watcher) handleOne(raw rawEvent) error {
 			w.rename(moved.path, child, wt.root)
 			return nil
 		}
-		return w.addTree(child, wt.root, false, true, false)
+		return w.addTree(child, wt.root, walkAppeared)
 	}
 	return nil
 }
@@ -774,7 +791,7 @@ func (w *Watcher) overflow(now time.Time) error {
 	}
 	for _, r := range w.roots {
 		if r.dir && w.cfg.Recursive {
-			if err := w.addTree(r.key, r, true, false, true); err != nil {
+			if err := w.addTree(r.key, r, walkRewalk); err != nil {
 				return err
 			}
 		}

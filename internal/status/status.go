@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/inopipe/inopipe/internal/atomicfile"
+	"github.com/inopipe/inopipe/internal/event"
 )
 
 // Target is what is known about one target.
@@ -75,31 +76,32 @@ func (t *Tracker) Queued(target string, seq uint64, first time.Time) {
 	}
 }
 
-// Done records the outcome of one (batch, target).
-func (t *Tracker) Done(target string, seq uint64, now time.Time, ok bool, spooled bool, paths int, bytes int64, attempts int, errMsg string) {
+// Done records the outcome of one (batch, target): the result line rpush
+// prints for it (Spooled set when it went to the spool).
+func (t *Tracker) Done(r *event.Result, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s, found := t.targets[target]
+	s, found := t.targets[r.Target]
 	if !found {
 		return
 	}
-	delete(t.pending[target], seq)
-	s.Paths += int64(paths)
-	s.Bytes += bytes
-	if attempts > 1 {
-		s.Retries += int64(attempts - 1)
+	delete(t.pending[r.Target], r.Seq)
+	s.Paths += int64(r.Paths)
+	s.Bytes += r.Bytes
+	if r.Attempts > 1 {
+		s.Retries += int64(r.Attempts - 1)
 	}
-	if ok {
+	if r.OK {
 		s.BatchesOK++
 		s.LastSuccess = &now
 		return
 	}
 	s.BatchesFailed++
-	if spooled {
+	if r.Spooled != "" {
 		s.BatchesSpooled++
 	}
 	s.LastFailure = &now
-	s.LastError = errMsg
+	s.LastError = r.Error
 }
 
 // Snapshot returns the document as of now, with the spool's entry and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/event"
 )
 
 func TestTrackerAndRender(t *testing.T) {
@@ -16,9 +17,9 @@ func TestTrackerAndRender(t *testing.T) {
 	tr := New(t0, []string{"backup::data", `odd"name\`})
 	tr.Queued("backup::data", 1, t0)
 	tr.Queued("backup::data", 2, t0.Add(2*time.Second))
-	tr.Done("backup::data", 1, t0.Add(3*time.Second), true, false, 10, 4096, 1, "")
+	tr.Done(&event.Result{Target: "backup::data", Seq: 1, OK: true, Paths: 10, Bytes: 4096, Attempts: 1}, t0.Add(3*time.Second))
 	tr.Queued(`odd"name\`, 1, t0)
-	tr.Done(`odd"name\`, 1, t0.Add(4*time.Second), false, true, 10, 0, 4, "rsync exit 10: connection refused")
+	tr.Done(&event.Result{Target: `odd"name\`, Seq: 1, Paths: 10, Attempts: 4, Error: "rsync exit 10: connection refused", Spooled: "/spool/x.batch"}, t0.Add(4*time.Second))
 	tr.Queued("unknown", 9, t0) // ignored, never panics
 	d := tr.Snapshot(t0.Add(5*time.Second), "/var/spool/inopipe", 1, 2)
 
