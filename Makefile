@@ -39,7 +39,7 @@ vet:
 # shellcheck on every script, and the tools that are not Linux-specific
 # build for another OS.
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
-SCRIPTS     = scripts/*.sh scripts/inopipe-run bench/*.sh bench/solutions/*.sh .ci/run
+SCRIPTS     = scripts/*.sh bench/*.sh bench/solutions/*.sh .ci/run
 PORTABLE    = ./cmd/evfilter ./cmd/evbatch ./cmd/rpush ./cmd/failreplay ./cmd/sersync2inopipe
 lint:
 	$(GO) run $(STATICCHECK) ./...
@@ -87,14 +87,14 @@ UNITDIR  = $(DESTDIR)$(PREFIX)/lib/systemd/system
 BASHCOMP = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHCOMP  = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 
-# Binaries, inopipe-run, man pages, systemd units (their paths rewritten
+# Binaries (inopipe-run among them), man pages, systemd units (their paths rewritten
 # to PREFIX) and bash/zsh completions. DESTDIR for packaging.
 install: build
-	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7 $(UNITDIR) $(BASHCOMP) $(ZSHCOMP)
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7 $(MANDIR)/man8 $(UNITDIR) $(BASHCOMP) $(ZSHCOMP)
 	for t in $(wildcard-tools); do install -m 0755 bin/$$t $(BINDIR)/$$t; done
-	install -m 0755 scripts/inopipe-run $(BINDIR)/inopipe-run
 	for m in man/*.1; do install -m 0644 $$m $(MANDIR)/man1/; done
 	for m in man/*.7; do install -m 0644 $$m $(MANDIR)/man7/; done
+	for m in man/*.8; do install -m 0644 $$m $(MANDIR)/man8/; done
 	for u in scripts/systemd/*; do \
 		sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(UNITDIR)/$$(basename $$u) && chmod 0644 $(UNITDIR)/$$(basename $$u); done
 	for t in $(wildcard-tools); do install -m 0644 completions/inopipe.bash $(BASHCOMP)/$$t; done
@@ -105,7 +105,7 @@ demo: deps build
 
 # Check that every man page renders without a roff warning.
 man:
-	@for m in man/*.[17]; do groff -t -ww -z -man $$m || exit 1; done
+	@for m in man/*.[178]; do groff -t -ww -z -man $$m || exit 1; done
 
 clean:
 	rm -rf bin

@@ -11,4 +11,4 @@ _inopipe() {
 		mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
 	fi
 }
-complete -o default -o bashdefault -F _inopipe inowait evfilter evbatch rpush failreplay sersync2inopipe
+complete -o default -o bashdefault -F _inopipe inowait evfilter evbatch rpush failreplay sersync2inopipe inopipe-run

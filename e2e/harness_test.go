@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: rsync not installed (make test installs it)")
 		os.Exit(1)
 	}
-	clitest.Main(m, &binDir, "inowait", "evfilter", "evbatch", "rpush", "failreplay")
+	clitest.Main(m, &binDir, "inowait", "evfilter", "evbatch", "rpush", "failreplay", "inopipe-run")
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }

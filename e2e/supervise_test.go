@@ -16,8 +16,9 @@ import (
 	"github.com/inopipe/inopipe/internal/clitest"
 )
 
-// supervised is scripts/inopipe-run running one pipeline from an env file.
+// supervised is inopipe-run running one pipeline from an env file.
 type supervised struct {
+	file   string // the env file
 	cmd    *exec.Cmd
 	stderr *clitest.Buffer
 	done   chan struct{}
@@ -27,7 +28,14 @@ func startSupervised(t *testing.T, env string) *supervised {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "test.env")
 	must(t, os.WriteFile(f, []byte(env+"BIN="+binDir+"\nSTOP_TIMEOUT=20\n"), 0o644))
-	s := &supervised{cmd: exec.Command("../scripts/inopipe-run", f), stderr: &clitest.Buffer{}, done: make(chan struct{})}
+	return startSupervisedFile(t, f)
+}
+
+// startSupervisedFile runs inopipe-run on an env file already written (a
+// restart uses the same file: its SPOOL belongs to it).
+func startSupervisedFile(t *testing.T, f string) *supervised {
+	t.Helper()
+	s := &supervised{file: f, cmd: exec.Command(bin("inopipe-run"), f), stderr: &clitest.Buffer{}, done: make(chan struct{})}
 	s.cmd.Stderr = s.stderr
 	must(t, s.cmd.Start())
 	go func() { s.cmd.Wait(); close(s.done) }()
@@ -48,7 +56,14 @@ func (s *supervised) stages(t *testing.T) map[string]int {
 	out := map[string]int{}
 	var walk func(pid int)
 	walk = func(pid int) {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		// Every thread's children: a child belongs to the thread that
+		// forked it (inopipe-run forks from a locked thread, for Pdeathsig).
+		var b []byte
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		for _, task := range tasks {
+			c, _ := os.ReadFile(task)
+			b = append(append(b, c...), ' ')
+		}
 		for _, f := range strings.Fields(string(b)) {
 			p, _ := strconv.Atoi(f)
 			if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); err == nil {
@@ -117,7 +132,7 @@ func TestSupervisorOneStageDies(t *testing.T) {
 			}
 			// Changed while down; the restart's resync delivers it.
 			must(t, os.WriteFile(filepath.Join(src, "while-down"), []byte("y"), 0o644))
-			startSupervised(t, env)
+			startSupervisedFile(t, s.file)
 			converge(t, src, dst)
 		})
 	}
@@ -149,9 +164,14 @@ func TestSupervisorStop(t *testing.T) {
 // are named with file and line.
 func TestSupervisorBadConfig(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "bad.env")
-	must(t, os.WriteFile(f, []byte("SOURCE=/tmp\nTARGETS=$(touch PWNED)\nTARGET=x\n"), 0o644))
-	r := clitest.Run(t, "", "../scripts/inopipe-run", f)
+	must(t, os.WriteFile(f, []byte("SOURCE=/tmp\nTARGETS=/tmp/x\nTARGET=x\n"), 0o644))
+	r := clitest.Run(t, "", bin("inopipe-run"), f)
 	if r.Code != 2 || !strings.Contains(r.Stderr, "bad.env:3: unknown setting TARGET") {
+		t.Fatalf("exit %d stderr %s", r.Code, r.Stderr)
+	}
+	must(t, os.WriteFile(f, []byte("SOURCE=/tmp\nTARGETS=$(touch PWNED)\n"), 0o644))
+	r = clitest.Run(t, "", bin("inopipe-run"), f)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "bad.env:2: TARGETS:") {
 		t.Fatalf("exit %d stderr %s", r.Code, r.Stderr)
 	}
 	noCommandRan(t, ".")
@@ -168,10 +188,7 @@ func TestSystemdUnits(t *testing.T) {
 	if len(units) < 5 {
 		t.Fatalf("units: %v", units)
 	}
-	run := filepath.Join(dir, "inopipe-run")
-	b, err := os.ReadFile("../scripts/inopipe-run")
-	must(t, err)
-	must(t, os.WriteFile(run, b, 0o755))
+	run := bin("inopipe-run")
 	args := []string{"verify", "--man=no"}
 	for _, u := range units {
 		b, err := os.ReadFile(u)
@@ -215,6 +232,134 @@ func TestInstallAndCompletion(t *testing.T) {
 		out, err := cmd.Output()
 		if err != nil || !strings.Contains(string(out), want+"\n") {
 			t.Errorf("completion for %s: %v\n%s", tool, err, out)
+		}
+	}
+}
+
+// The issue's operator cases for inopipe-run, each a way the shell
+// supervisor failed: a config value acting as more targets or running a
+// command, Ctrl-C hanging, --full following an old spool, a wrong
+// password looking like an outage, --help failing.
+
+// An inline comment is refused (file:line), nothing starts, and no target
+// named in it is touched.
+func TestRunInlineCommentRefused(t *testing.T) {
+	src, tgt, precious := t.TempDir(), t.TempDir(), t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "new"), []byte("x"), 0o644))
+	must(t, os.WriteFile(filepath.Join(precious, "keep"), []byte("keep"), 0o644))
+	f := filepath.Join(t.TempDir(), "www.env")
+	must(t, os.WriteFile(f, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s   # previously %s\nBIN=%s\n", src, tgt, precious, binDir)), 0o644))
+	r := clitest.Run(t, "", bin("inopipe-run"), f)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "www.env:2: TARGETS:") || !strings.Contains(r.Stderr, "inline comment") {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(precious, "keep")); err != nil {
+		t.Fatalf("a target named in a comment was synced: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tgt, "new")); err == nil {
+		t.Fatal("the pipeline started")
+	}
+}
+
+// A value is never evaluated: the shell version ran this through bash
+// arithmetic, as root.
+func TestRunValueNeverRuns(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "PWNED")
+	f := filepath.Join(dir, "x.env")
+	must(t, os.WriteFile(f, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nBIN=%s\nSTOP_TIMEOUT=running[$(touch %s)0]\n", t.TempDir(), t.TempDir(), binDir, marker)), 0o644))
+	r := clitest.Run(t, "", bin("inopipe-run"), f)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "x.env:4: STOP_TIMEOUT:") {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a command in the env file ran")
+	}
+}
+
+// Ctrl-C in a terminal reaches the whole foreground process group: every
+// process of it gets SIGINT at once. inopipe-run stops in order and exits
+// 0; no stage, no temporary directory is left.
+func TestRunCtrlCToProcessGroup(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	f := filepath.Join(t.TempDir(), "t.env")
+	must(t, os.WriteFile(f, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nWINDOW=50ms\nSPOOL=%s\nBIN=%s\nSTOP_TIMEOUT=20\n", src, dst, t.TempDir(), binDir)), 0o644))
+	tmp := t.TempDir()
+	cmd := exec.Command(bin("inopipe-run"), f)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // its own session and group, as a shell job
+	stderr := &clitest.Buffer{}
+	cmd.Stderr = stderr
+	must(t, cmd.Start())
+	s := &supervised{cmd: cmd, stderr: stderr, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.done) }()
+	clitest.Eventually(t, "watching", func() bool { return strings.Contains(stderr.String(), "watches established") })
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+	converge(t, src, dst)
+	pids := s.stages(t)
+	must(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGINT))
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d after Ctrl-C\n%s", code, stderr)
+	}
+	for name, pid := range pids {
+		if !gone(pid) {
+			t.Errorf("%s still running", name)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in TMPDIR: %v", left)
+	}
+}
+
+// --full syncs the config's SOURCE to the config's TARGETS: on a fresh
+// install (nothing recorded yet), and never to a target the spool
+// remembers but the config no longer names.
+func TestRunFullFollowsTheConfig(t *testing.T) {
+	src, dst, removed, spool := t.TempDir(), t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "spool")
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+	must(t, os.WriteFile(filepath.Join(removed, "keep"), []byte("keep"), 0o644))
+	f := filepath.Join(t.TempDir(), "t.env")
+	must(t, os.WriteFile(f, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nSPOOL=%s\nBIN=%s\n", src, dst, spool, binDir)), 0o644))
+	r := clitest.Run(t, "", bin("inopipe-run"), "--full", f)
+	if r.Code != 0 {
+		t.Fatalf("--full on a fresh install: exit %d\n%s", r.Code, r.Stderr)
+	}
+	converge(t, src, dst)
+	// The spool remembers a target the config dropped.
+	must(t, os.WriteFile(filepath.Join(spool, "targets.json"), []byte(fmt.Sprintf(`[{"root":%q,"target":%q}]`, src+"/", removed)), 0o600))
+	r = clitest.Run(t, "", bin("inopipe-run"), "--full", f)
+	if _, err := os.Stat(filepath.Join(removed, "keep")); r.Code != 0 || err != nil {
+		t.Fatalf("a target removed from the config got a full --delete sync (exit %d, %v)\n%s", r.Code, err, r.Stderr)
+	}
+	// Another config may not use the same spool.
+	g := filepath.Join(t.TempDir(), "other.env")
+	must(t, os.WriteFile(g, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nSPOOL=%s\nBIN=%s\n", src, removed, spool, binDir)), 0o644))
+	r = clitest.Run(t, "", bin("inopipe-run"), "--full", g)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "belongs to "+f) {
+		t.Fatalf("a second config on the same spool: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// A wrong password stops the start-up with rsync's words and a hint,
+// instead of spooling every batch in silence.
+func TestRunWrongPasswordIsFatal(t *testing.T) {
+	d := newDaemon(t)
+	wrong := filepath.Join(t.TempDir(), "wrong.pass")
+	must(t, os.WriteFile(wrong, []byte("not-the-password\n"), 0o600))
+	f := filepath.Join(t.TempDir(), "t.env")
+	must(t, os.WriteFile(f, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nPASSWORD_FILE=%s\nSPOOL=%s\nBIN=%s\n", t.TempDir(), d.target(), wrong, filepath.Join(t.TempDir(), "s"), binDir)), 0o644))
+	for _, args := range [][]string{{f}, {"--check", f}} {
+		r := clitest.Run(t, "", bin("inopipe-run"), args...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "rpush: error: "+d.target()+": rsync exit 5") || !strings.Contains(r.Stderr, "refused the password") {
+			t.Fatalf("%q: exit %d\n%s", args, r.Code, r.Stderr)
+		}
+	}
+}
+
+func TestRunHelpAndVersion(t *testing.T) {
+	for _, a := range []string{"--help", "--version"} {
+		if r := clitest.Run(t, "", bin("inopipe-run"), a); r.Code != 0 || r.Stdout == "" {
+			t.Errorf("%s: exit %d\n%s%s", a, r.Code, r.Stdout, r.Stderr)
 		}
 	}
 }

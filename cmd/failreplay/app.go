@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -32,6 +35,10 @@ type Config struct {
 	MaxAge      time.Duration
 	Full        bool
 	MaxFailures int // replays in a row that fail for a lasting reason before an entry is quarantined
+	// Only, when set (--source DIR TARGET...), are the (root, target)
+	// pairs to replay and, with Full, to sync whole: a config's own, not
+	// what targets.json remembers. Entries of other pairs are left alone.
+	Only []spool.Pair
 }
 
 // exitStatus is what each exit code means for failreplay (codes: base).
@@ -48,12 +55,13 @@ func newApp() *cli.App {
 		&cli.StringFlag{Name: "target", Usage: "replay only entries for `TARGET` (as written to rpush)"},
 		&cli.DurationFlag{Name: "max-age", Usage: "replay entries older than `DURATION` as a full sync of their root instead of their path list"},
 		&cli.BoolFlag{Name: "full", Usage: "also run a full sync of every (root, target) rpush has served (recorded in DIR/targets.json)"},
+		&cli.StringFlag{Name: "source", Usage: "act on this source `DIR` and the TARGETs given after the options only (a config's pairs), not on every pair the spool remembers"},
 		&cli.IntFlag{Name: "max-failures", Value: 5, Usage: "park an entry in DIR/quarantine after `N` replays in a row fail for a reason retrying does not cure (a target that is down never counts)"},
 	)
 	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:            "failreplay",
 		Usage:           "replay rpush's spool; periodic full sync",
-		UsageText:       "failreplay [options]",
+		UsageText:       "failreplay [options] [--source DIR TARGET...]",
 		Description:     description,
 		Version:         base.Version,
 		HideHelpCommand: true,
@@ -62,14 +70,26 @@ func newApp() *cli.App {
 			if err := base.CheckArgs(c); err != nil {
 				return err
 			}
-			if c.NArg() > 0 {
-				return base.Usagef("unexpected argument %q (targets come from the spool; use --target to pick one)", c.Args().First())
+			var only []spool.Pair
+			switch src := c.String("source"); {
+			case src == "" && c.NArg() > 0:
+				return base.Usagef("unexpected argument %q (targets come from the spool, or from --source DIR TARGET...)", c.Args().First())
+			case src != "" && c.NArg() == 0:
+				return base.Usagef("--source needs the TARGETs it is replicated to")
+			case src != "":
+				if !filepath.IsAbs(src) {
+					return base.Usagef("--source %q is not an absolute path", src)
+				}
+				root := strings.TrimSuffix(filepath.Clean(src), "/") + "/"
+				for _, a := range c.Args().Slice() {
+					only = append(only, spool.Pair{Root: root, Target: a})
+				}
 			}
 			p, _, sp, err := pushflags.FromFlags(c, nil)
 			if err != nil {
 				return err
 			}
-			cfg := &Config{Target: c.String("target"), MaxAge: c.Duration("max-age"), Full: c.Bool("full"), MaxFailures: c.Int("max-failures")}
+			cfg := &Config{Target: c.String("target"), MaxAge: c.Duration("max-age"), Full: c.Bool("full"), MaxFailures: c.Int("max-failures"), Only: only}
 			if cfg.MaxFailures < 1 {
 				return base.Usagef("--max-failures must be at least 1")
 			}
@@ -134,6 +154,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 	}
 	groups := map[[2]string]*group{}
 	var order [][2]string
+	others := 0
 	for _, f := range files {
 		e, err := sp.Read(f)
 		var t rsync.Target
@@ -147,6 +168,10 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 		if cfg.Target != "" && e.Target != cfg.Target {
 			continue
 		}
+		if cfg.Only != nil && !slices.Contains(cfg.Only, spool.Pair{Root: e.Batch.Root, Target: e.Target}) {
+			others++
+			continue
+		}
 		if e.Batch.Full {
 			rp.fulls[spool.Pair{Root: e.Batch.Root, Target: e.Target}] = f
 		}
@@ -158,6 +183,9 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stde
 			order = append(order, key)
 		}
 		g.merge(f, e, cfg.MaxAge > 0 && sp.Now().Sub(e.FirstFailure) > cfg.MaxAge)
+	}
+	if others > 0 {
+		log.Infof("%d entries for other (root, target) pairs left alone (not in --source and TARGETs)", others)
 	}
 	for _, key := range order {
 		if ctx.Err() != nil {
@@ -272,8 +300,11 @@ func (rp *replayer) quarantine(f, why string) {
 // same pair rather than adding one more on each run.
 func (rp *replayer) full(ctx context.Context) (failed int, putErr error) {
 	pairs, err := rp.sp.Pairs()
+	if rp.cfg.Only != nil {
+		pairs, err = rp.cfg.Only, nil // the config's pairs, on a fresh install too
+	}
 	if err != nil && len(pairs) == 0 {
-		rp.log.Warnf("--full: no (root, target) recorded yet in %s (rpush records them as it serves them)", rp.sp.Dir)
+		rp.log.Warnf("--full: no (root, target) recorded yet in %s (rpush records them as it serves them; or give --source DIR TARGET...)", rp.sp.Dir)
 	}
 	sort.Slice(pairs, func(i, j int) bool { return pairs[i].Target+pairs[i].Root < pairs[j].Target+pairs[j].Root })
 	for _, pr := range pairs {

@@ -57,6 +57,7 @@ var exitStatus = []base.Status{
 
 func newApp() *cli.App {
 	flags := append(pushflags.Flags(),
+		&cli.BoolFlag{Name: "check", Usage: "probe each TARGET once (rsync --list-only, with every option given) and exit: 1 if one refuses the configuration"},
 		&cli.BoolFlag{Name: "init", Usage: "run a full sync of each root to each target before its first batch (sersync -r)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print result lines for failures only"},
 		&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, let running rsyncs finish for this `DURATION`, then stop them and spool"},
@@ -83,6 +84,9 @@ func newApp() *cli.App {
 			p, targets, sp, err := pushflags.FromFlags(c, c.Args().Slice())
 			if err != nil {
 				return err
+			}
+			if c.Bool("check") {
+				return check(c.Context, p, targets, c.App.ErrWriter)
 			}
 			cfg := &Config{Targets: targets, Quiet: c.Bool("quiet"), Init: c.Bool("init"), Strict: c.Bool("strict"), Grace: c.Duration("grace"), Queue: c.Int("queue"),
 				StatusFile: c.String("status-file"), StatusInterval: c.Duration("status-interval")}
@@ -185,6 +189,30 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	case sum.Spooled > 0:
 		return (&base.Error{Code: base.ExitPartial, Err: fmt.Errorf("%d batch(es) spooled in %s", sum.Spooled, sp.Dir)}).
 			WithHint("run failreplay --spool %s once the targets are back", sp.Dir)
+	}
+	return nil
+}
+
+// check is --check: one probe per target. Lasting refusals (auth, module,
+// options, no rsync) fail; a target that is only down is a warning, since
+// its batches will be retried and spooled.
+func check(ctx context.Context, p *push.Pusher, targets []rsync.Target, stderr io.Writer) error {
+	log := &base.Log{Prog: "rpush", W: stderr}
+	bad := 0
+	for _, t := range targets {
+		r := p.Probe(ctx, t)
+		switch {
+		case r.OK:
+			log.Infof("%s: ok", t.Spec)
+		case r.Class == rsync.Retry:
+			log.Warnf("%s: unreachable now (%s); its batches will be retried, then spooled", t.Spec, r.Err)
+		default:
+			bad++
+			log.Errorf("%s: %s", t.Spec, r.Err)
+		}
+	}
+	if bad > 0 {
+		return base.Exit(base.ExitError)
 	}
 	return nil
 }

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
 )
@@ -31,33 +31,16 @@ func TestGolden(t *testing.T) {
 }
 
 // Every key the converter writes is one inopipe-run knows.
-func TestKeysKnownToInopipeRun(t *testing.T) {
-	script, err := os.ReadFile("../../scripts/inopipe-run")
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := regexp.MustCompile(`(?m)^known=" (.*) "$`).FindSubmatch(script)
-	if known == nil {
-		t.Fatal("no known= line in scripts/inopipe-run")
-	}
-	keys := map[string]bool{}
-	for _, k := range strings.Fields(string(known[1])) {
-		keys[k] = true
-	}
+// Every env file the converter writes is one inopipe-run reads: the same
+// parser (runconfig), not a list of keys kept by hand.
+func TestOutputAcceptedByInopipeRun(t *testing.T) {
 	for _, name := range []string{"default", "production", "ssh"} {
-		b, _ := os.ReadFile(filepath.Join("testdata", name+".xml"))
-		c, err := parse(b)
-		if err != nil {
+		var out, errb bytes.Buffer
+		if err := run(filepath.Join("testdata", name+".xml"), name, "/var/spool/inopipe/"+name, &out, &errb); err != nil {
 			t.Fatal(err)
 		}
-		r, err := convert(c, name, "/var/spool/inopipe")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range r.settings {
-			if !keys[s.key] {
-				t.Errorf("%s: key %s unknown to inopipe-run", name, s.key)
-			}
+		if _, err := runconfig.Parse(name+".env", out.Bytes()); err != nil {
+			t.Errorf("%s: inopipe-run refuses the converted file: %v\n%s", name, err, &out)
 		}
 	}
 }

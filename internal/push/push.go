@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -379,6 +381,36 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " / ")
+}
+
+// Probe checks once that target t accepts rpush (rsync.ProbeArgs): OK, a
+// transient failure (Class Retry: down, timed out; batches will be retried
+// and spooled) or a lasting one (wrong password, unknown module, refused
+// option, missing rsync), which no retry cures. A local target's directory
+// (or its parent, which rsync completes) must exist.
+func (p *Pusher) Probe(ctx context.Context, t rsync.Target) Report {
+	if t.Kind == rsync.Local {
+		dir := strings.TrimSuffix(t.Dest, "/")
+		if _, err := os.Stat(dir); err != nil {
+			if _, perr := os.Stat(path.Dir(dir)); perr != nil {
+				return Report{Exit: rsync.ExitFileSelect, Class: rsync.Spool, Err: fmt.Sprintf("local target %s: neither it nor its parent exists", dir)}
+			}
+		}
+		return Report{OK: true, Class: rsync.Done}
+	}
+	o := p.Runner.Run(ctx, rsync.Run{Binary: p.Binary, Args: rsync.ProbeArgs(p.Opts, t), Env: p.Env})
+	r := Report{Exit: o.Exit, Attempts: 1, Class: rsync.Classify(o.Exit, o.Stderr)}
+	switch {
+	case o.Err != nil:
+		r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)
+	case o.Exit != 0:
+		r.Err = fmt.Sprintf("rsync exit %d: %s", o.Exit, lastLines(o.Stderr, 2))
+		if h := rsync.Hint(o.Exit, o.Stderr); h != "" {
+			r.Err += " (" + h + ")"
+		}
+	}
+	r.OK = r.Class == rsync.Done || r.Class == rsync.FilterMode
+	return r
 }
 
 // FromEvent turns a bare event line into a batch of one (rpush accepts

@@ -73,8 +73,13 @@ func Classify(code int, stderr string) Class {
 // Hint is advice for the operator on a failure rsync's own words do not
 // explain, or "".
 func Hint(code int, stderr string) string {
-	if code == ExitUnsupported && strings.Contains(stderr, "refuse --delete") {
+	switch {
+	case code == ExitUnsupported && strings.Contains(stderr, "refuse --delete"):
 		return "the daemon's `refuse options` forbid deletions: lift them, or run rpush --delete=false for this target"
+	case code == ExitStartClient && strings.Contains(stderr, "auth failed"):
+		return "the daemon refused the password: check --password-file (PASSWORD_FILE) or RSYNC_PASSWORD against the module's secrets file and auth users"
+	case code == ExitStartClient && strings.Contains(stderr, "Unknown module"):
+		return "no such module on that daemon: `rsync HOST::` lists the modules it offers"
 	}
 	return ""
 }

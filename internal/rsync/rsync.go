@@ -165,6 +165,34 @@ func Args(o Options, t Target, src string, mode Mode) []string {
 	return append(a, strings.TrimSuffix(src, "/")+"/", t.Dest)
 }
 
+// ProbeArgs is a cheap run that tells whether target t accepts rpush at
+// all: --list-only of its top directory, with the same connection, auth
+// and operator options as every run, so that a wrong password, an unknown
+// module, a refused option or an unreachable host shows at start-up, with
+// rsync's own exit code and words.
+func ProbeArgs(o Options, t Target) []string {
+	a := []string{"--list-only", "--no-r", "--dirs"}
+	if o.Timeout > 0 {
+		a = append(a, "--timeout="+strconv.Itoa(o.Timeout))
+	}
+	switch t.Kind {
+	case Daemon:
+		if o.ConTimeout > 0 {
+			a = append(a, "--contimeout="+strconv.Itoa(o.ConTimeout))
+		}
+		if o.Port > 0 {
+			a = append(a, "--port="+strconv.Itoa(o.Port))
+		}
+		if o.PasswordFile != "" {
+			a = append(a, "--password-file="+o.PasswordFile)
+		}
+	case SSH:
+		a = append(a, "-e", SSHCommand(o))
+	}
+	a = append(a, o.Extra...)
+	return append(a, t.Dest)
+}
+
 // SSHCommand is the remote shell for ssh targets: batch mode (never a
 // password prompt), bounded connect time and dead-peer detection, then the
 // operator's own -e.

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+func TestManPageCoversFlags(t *testing.T) {
+	clitest.CheckManPage(t, newApp(), "../../man/inopipe-run.8")
+}
