@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/rsync"
 )
 
@@ -93,13 +95,37 @@ type setting struct{ key, value, comment string }
 
 // result is the conversion: env file lines, timer/cron advice, warnings.
 type result struct {
+	refused  []error // values that cannot be written (see set)
 	settings []setting
 	schedule []string // comment lines: timers and cron
 	warnings []string
 }
 
+// set adds a setting. A value from the XML is data for one key: a control
+// character in it (a newline from &#10; would start a line of its own, a
+// new KEY=) is refused, and the whole file is checked by inopipe-run's own
+// parser at the end (check).
 func (r *result) set(key, value, comment string) {
+	if i := strings.IndexFunc(value, func(c rune) bool { return c < 0x20 || c == 0x7f }); i >= 0 {
+		r.refused = append(r.refused, fmt.Errorf("%s: the value from the XML holds control character %q: %q", key, value[i], value))
+		return
+	}
 	r.settings = append(r.settings, setting{key, value, comment})
+}
+
+// check refuses a conversion whose env file inopipe-run would not accept
+// as it is meant: every refusal collected by set, then the file itself
+// through runconfig.Parse (options where targets belong, relative paths).
+func (r *result) check(name string) error {
+	if len(r.refused) > 0 {
+		return errors.Join(r.refused...)
+	}
+	var b bytes.Buffer
+	render(&b, r, name, "check")
+	if _, err := runconfig.Parse(name+".env", b.Bytes()); err != nil {
+		return fmt.Errorf("the converted file would be refused by inopipe-run: %w", err)
+	}
+	return nil
 }
 
 func (r *result) warnf(format string, a ...any) {
@@ -136,6 +162,25 @@ func parse(data []byte) (*config, error) {
 	return &c, nil
 }
 
+// checkRemote refuses a <remote> that would not be one target: TARGETS is
+// blank-separated, so a blank would add a target (or an option: "--rsync=").
+// ip is a host name or address; name a daemon module (optionally with a
+// path under it) or, over ssh, an absolute path.
+func checkRemote(ip, name string, ssh bool) error {
+	blank := func(c rune) bool { return c <= ' ' || c == 0x7f }
+	switch {
+	case strings.IndexFunc(ip+name, blank) >= 0:
+		return fmt.Errorf("<remote ip=%q name=%q>: a blank or control character", ip, name)
+	case strings.HasPrefix(ip, "-") || strings.ContainsAny(ip, "/:@"):
+		return fmt.Errorf("<remote ip=%q>: not a host name or address", ip)
+	case ssh && !strings.HasPrefix(name, "/"):
+		return fmt.Errorf("<remote name=%q>: with <ssh start=true> the name is the target's absolute path", name)
+	case !ssh && (strings.HasPrefix(name, "-") || strings.HasPrefix(name, "/") || strings.ContainsAny(name, ":@")):
+		return fmt.Errorf("<remote name=%q>: not an rsync module name", name)
+	}
+	return nil
+}
+
 // rsync options rpush sets itself, or that only change rsync's own output.
 const coreLetters = "artlpgoDv"
 
@@ -162,6 +207,9 @@ func convert(c *config, name, spool string) (*result, error) {
 		if rm.IP == "" || rm.Name == "" {
 			r.warnf("<remote ip=%q name=%q> skipped: both are needed", rm.IP, rm.Name)
 			continue
+		}
+		if err := checkRemote(rm.IP, rm.Name, s.Rsync.SSH.on()); err != nil {
+			return nil, err
 		}
 		switch {
 		case s.Rsync.SSH.on():
@@ -258,8 +306,8 @@ func convert(c *config, name, spool string) (*result, error) {
 			if e.Expression == "" {
 				continue
 			}
-			if strings.ContainsAny(e.Expression, " \t") {
-				r.warnf("exclude %q contains a blank: put it in a file and use EVFILTER_OPTS=--exclude-from FILE", e.Expression)
+			if strings.ContainsAny(e.Expression, " \t\r\n\v\f") || strings.HasPrefix(e.Expression, "-") {
+				r.warnf("exclude %q contains a blank or starts with '-': put it in a file and use EVFILTER_OPTS=--exclude-from FILE", e.Expression)
 				continue
 			}
 			if _, err := regexp.Compile(e.Expression); err != nil {
@@ -331,6 +379,9 @@ func convert(c *config, name, spool string) (*result, error) {
 		default:
 			r.warnf("plugin %q: unknown, no equivalent", n)
 		}
+	}
+	if err := r.check(name); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -85,3 +85,43 @@ func TestCron(t *testing.T) {
 func TestManPageCoversFlags(t *testing.T) {
 	clitest.CheckManPage(t, newApp(), "../../man/sersync2inopipe.1")
 }
+
+// Issue 12: nothing from the XML adds a key or an option to the env file.
+func TestXMLCannotInject(t *testing.T) {
+	doc := func(filter, remote string) []byte {
+		return []byte(`<?xml version="1.0" encoding="ISO-8859-1"?><head version="2.5"><filter start="true">` + filter +
+			`</filter><sersync><localpath watch="/opt/tongbu">` + remote + `</localpath></sersync></head>`)
+	}
+	for _, c := range []struct {
+		name string
+		xml  []byte
+		err  string
+	}{
+		{"newline in an exclude plants BIN=", doc(`<exclude expression="(.*)\.svn&#10;BIN=/tmp/evil"/>`, `<remote ip="127.0.0.1" name="m"/>`), ""},
+		{"blank in remote ip plants an option", doc("", `<remote ip="127.0.0.1 --rsync=/tmp/evil" name="m"/>`), "a blank"},
+		{"option as remote ip", doc("", `<remote ip="--rsync=/tmp/evil" name="m"/>`), "not a host"},
+		{"newline in the watch path", []byte(`<head version="2.5"><sersync><localpath watch="/d&#10;BIN=/tmp"><remote ip="h" name="m"/></localpath></sersync></head>`), "control character"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parse(c.xml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := convert(cfg, "www", "/var/spool/inopipe/www")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			render(&b, r, "www", "x.xml")
+			if strings.Contains(b.String(), "\nBIN=") || strings.Contains(b.String(), "--rsync=") {
+				t.Fatalf("injected:\n%s", &b)
+			}
+		})
+	}
+}
