@@ -363,3 +363,28 @@ func TestRunHelpAndVersion(t *testing.T) {
 		}
 	}
 }
+
+// A target down for longer than the retries, then back: the change made
+// during the outage arrives within seconds of the next batch, with no
+// failreplay run (rpush catches up from its spool), and the status file
+// counted the spooled batch as pending meanwhile.
+func TestRunCatchUpWhenTargetReturns(t *testing.T) {
+	d := newDaemon(t)
+	src := t.TempDir()
+	status := filepath.Join(t.TempDir(), "status.json")
+	s := startSupervised(t, fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nPASSWORD_FILE=%s\nWINDOW=50ms\nSPOOL=%s\nSTATUS_FILE=%s\nRPUSH_OPTS=--retries 0 --contimeout 2 --status-interval 100ms\n",
+		src, d.target(), d.passFile, filepath.Join(t.TempDir(), "spool"), status))
+	converge(t, src, d.module)
+	d.stop()
+	must(t, os.WriteFile(filepath.Join(src, "during-outage"), []byte("x"), 0o644))
+	clitest.Eventually(t, "the outage's batch pending in the status file", func() bool {
+		b, _ := os.ReadFile(status)
+		return strings.Contains(string(b), `"pending": 1`) && strings.Contains(string(b), `"batches_spooled": 1`)
+	})
+	d.start(t)
+	must(t, os.WriteFile(filepath.Join(src, "after"), []byte("y"), 0o644))
+	converge(t, src, d.module)
+	if !strings.Contains(s.stderr.String(), "is back: its spooled batches are delivered") {
+		t.Fatalf("stderr:\n%s", s.stderr)
+	}
+}

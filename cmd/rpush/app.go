@@ -18,6 +18,7 @@ import (
 	"github.com/inopipe/inopipe/internal/dispatch"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/push"
+	"github.com/inopipe/inopipe/internal/replay"
 	"github.com/inopipe/inopipe/internal/rsync"
 	"github.com/inopipe/inopipe/internal/spool"
 	"github.com/inopipe/inopipe/internal/status"
@@ -110,6 +111,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		specs = append(specs, t.Spec)
 	}
 	track := status.New(time.Now(), specs)
+	track.Spooled = sp.Waiting
 	writeStatus := func() {
 		if cfg.StatusFile == "" {
 			return
@@ -154,7 +156,15 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		}
 	}
 	eng := dispatch.New(dispatch.Config{Targets: cfg.Targets, Queue: cfg.Queue, Init: cfg.Init, Grace: cfg.Grace,
-		Progress: base.IsTerminal(stderr)}, p, sp, log, track, emit)
+		Progress: base.IsTerminal(stderr),
+		// A target that comes back gets what the spool holds for it now,
+		// not at the next failreplay timer (which stays as the backstop).
+		CatchUp: func(ctx context.Context, t rsync.Target) (int, error) {
+			sum, err := replay.Run(ctx, replay.Config{Target: t.Spec}, p, sp, log)
+			return sum.Remain + sum.FullFailed, err
+		},
+		Behind: func(t rsync.Target) bool { n, _ := sp.Waiting(t.Spec); return n > 0 },
+	}, p, sp, log, track, emit)
 	stopEng := context.AfterFunc(ctx, func() {
 		log.Infof("stopping: batches already read are run or spooled; running rsyncs get %v to finish", cfg.Grace)
 		eng.Stop()

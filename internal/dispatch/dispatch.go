@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inopipe/inopipe/internal/base"
@@ -62,6 +63,18 @@ type Config struct {
 
 	Progress bool             // say when --init full syncs start and end (a terminal)
 	Now      func() time.Time // default time.Now
+
+	// CatchUp replays the spooled batches of target t (rpush: replay.Run
+	// for that target) and says how many remain. The engine calls it from
+	// t's worker after a batch for t succeeds while t has batches in the
+	// spool, at most once per CatchUpEvery (default 30s): a target that
+	// comes back gets what it missed within seconds, without waiting for
+	// the failreplay timer. nil: never.
+	CatchUp      func(ctx context.Context, t rsync.Target) (remain int, err error)
+	CatchUpEvery time.Duration
+	// Behind tells, at start, whether t has batches in the spool from
+	// before (nil: none).
+	Behind func(t rsync.Target) bool
 }
 
 // Summary is what Close reports.
@@ -112,6 +125,12 @@ type worker struct {
 	// Touched only by this worker's goroutine: no lock.
 	inited map[string]bool // roots already fully synced (--init)
 
+	lastCatchUp time.Time // this worker's goroutine only
+
+	// behind: batches for this target are in the spool; set by the
+	// worker and by Dispatch (a full queue), hence atomic.
+	behind atomic.Bool
+
 	// owed is also written by Dispatch's goroutine (a full queue whose
 	// spool write fails), hence mu.
 	mu   sync.Mutex
@@ -134,11 +153,17 @@ func New(cfg Config, p Pusher, sp Spooler, log *base.Log, track *status.Tracker,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CatchUpEvery <= 0 {
+		cfg.CatchUpEvery = 30 * time.Second
+	}
 	e := &Engine{cfg: cfg, p: p, sp: sp, log: log, track: track, emit: emit,
 		stopping: make(chan struct{}), stopped: map[string]string{}, pairs: map[spool.Pair]bool{}, disabled: map[string]string{}}
 	e.runCtx, e.cancelRuns = context.WithCancel(context.Background())
 	for _, t := range cfg.Targets {
 		w := &worker{target: t, ch: make(chan *event.Batch, cfg.Queue), inited: map[string]bool{}, owed: map[string]int{}}
+		if cfg.Behind != nil && cfg.Behind(t) {
+			w.behind.Store(true)
+		}
 		e.workers = append(e.workers, w)
 		e.wg.Add(1)
 		go func() {
@@ -258,7 +283,29 @@ func (e *Engine) spool(w *worker, b *event.Batch, r *event.Result, why string, e
 	e.mu.Lock()
 	e.spooled++
 	e.mu.Unlock()
+	w.behind.Store(true)
 	r.Spooled = path
+}
+
+// catchUp replays w's target's spool after a success, when it is behind
+// (see Config.CatchUp). From w's goroutine.
+func (e *Engine) catchUp(w *worker) {
+	if e.cfg.CatchUp == nil || !w.behind.Load() || e.isStopping() {
+		return
+	}
+	now := e.cfg.Now()
+	if !w.lastCatchUp.IsZero() && now.Sub(w.lastCatchUp) < e.cfg.CatchUpEvery {
+		return
+	}
+	w.lastCatchUp = now
+	remain, err := e.cfg.CatchUp(e.runCtx, w.target)
+	switch {
+	case err != nil:
+		e.log.Infof("catch-up of %s deferred: %v", w.target.Spec, err)
+	case remain == 0:
+		w.behind.Store(false)
+		e.log.Infof("%s is back: its spooled batches are delivered", w.target.Spec)
+	}
 }
 
 // owe records a batch of root lost for w's target.
@@ -338,6 +385,9 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	}
 	e.track.Done(r, e.cfg.Now())
 	e.emit(r)
+	if r.OK {
+		e.catchUp(w)
+	}
 }
 
 // initial is --init: a full sync of b's root to w's target before its

@@ -347,3 +347,46 @@ func TestInitFullSyncOncePerRoot(t *testing.T) {
 		t.Fatalf("pushes %v", got)
 	}
 }
+
+// Issue 12: a target that comes back gets its spooled batches at once
+// (catch-up), not at the next failreplay timer; once, not per batch.
+func TestCatchUpWhenTargetReturns(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	var catchUps []string
+	r := newRig(t, Config{Targets: targets(t, "/a", "/b"), Queue: 100}, func(_ context.Context, tg rsync.Target, b *event.Batch) push.Report {
+		mu.Lock()
+		defer mu.Unlock()
+		if tg.Spec == "/a" && down {
+			return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Retry, Err: "connection refused"}
+		}
+		return push.Report{OK: true}
+	})
+	r.e.cfg.CatchUp = func(_ context.Context, tg rsync.Target) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		catchUps = append(catchUps, tg.Spec)
+		return 0, nil
+	}
+	r.e.Dispatch(batch(1))
+	r.e.Dispatch(batch(2))
+	deadline := time.Now().Add(10 * time.Second)
+	for r.res.n() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatal("no results")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	r.e.Dispatch(batch(3))
+	r.e.Dispatch(batch(4))
+	r.e.Close()
+	if strings.Join(catchUps, ",") != "/a" {
+		t.Fatalf("catch-ups %v, want one for /a", catchUps)
+	}
+	if !strings.Contains(r.log.String(), "/a is back") {
+		t.Fatalf("stderr:\n%s", r.log)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -154,10 +155,17 @@ func decode(b []byte) (*Entry, error) {
 	return e, nil
 }
 
-// Put writes a new entry and returns its path.
+// targetTag is the part of an entry's file name that says its target, so
+// that entries can be counted per target without reading them.
+func targetTag(target string) string {
+	sum := sha256.Sum256([]byte(target))
+	return hex.EncodeToString(sum[:4])
+}
+
+// Put writes a new entry and returns its path. The name is
+// UNIXNANO-SEQ-TAG.batch: the time it was spooled, the batch, the target.
 func (s *Spool) Put(e *Entry) (string, error) {
-	sum := sha256.Sum256([]byte(e.Target))
-	name := fmt.Sprintf("%d-%06d-%s%s", s.Now().UnixNano(), e.Batch.Seq%1000000, hex.EncodeToString(sum[:4]), suffix)
+	name := fmt.Sprintf("%d-%06d-%s%s", s.Now().UnixNano(), e.Batch.Seq%1000000, targetTag(e.Target), suffix)
 	p := filepath.Join(s.Dir, name)
 	return p, s.write(p, e)
 }
@@ -216,6 +224,30 @@ func (s *Spool) Count() int {
 		}
 	}
 	return n
+}
+
+// Waiting counts the entries for target and tells when the oldest was
+// spooled, from the file names alone (for catch-up and monitoring).
+func (s *Spool) Waiting(target string) (n int, oldest time.Time) {
+	des, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return 0, time.Time{}
+	}
+	tag := "-" + targetTag(target) + suffix
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasSuffix(name, tag) || !de.Type().IsRegular() {
+			continue
+		}
+		n++
+		stamp, _, _ := strings.Cut(name, "-")
+		if ns, err := strconv.ParseInt(stamp, 10, 64); err == nil {
+			if t := time.Unix(0, ns); oldest.IsZero() || t.Before(oldest) {
+				oldest = t
+			}
+		}
+	}
+	return n, oldest
 }
 
 // Read loads one entry. A malformed file yields an error wrapping

@@ -189,3 +189,25 @@ func TestInvalidRootIsCorrupt(t *testing.T) {
 		s.Remove(p)
 	}
 }
+
+func TestWaitingPerTarget(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	t0 := time.Unix(1000, 0)
+	now := t0
+	s.Now = func() time.Time { return now }
+	for i, tg := range []string{"a::m", "b::m", "a::m"} {
+		now = t0.Add(time.Duration(i) * time.Second)
+		if _, err := s.Put(&Entry{Target: tg, Batch: event.Batch{Seq: uint64(i), Root: "/d/", Full: true}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, oldest := s.Waiting("a::m"); n != 2 || !oldest.Equal(t0) {
+		t.Fatalf("a::m: %d, %v", n, oldest)
+	}
+	if n, oldest := s.Waiting("b::m"); n != 1 || !oldest.Equal(t0.Add(time.Second)) {
+		t.Fatalf("b::m: %d, %v", n, oldest)
+	}
+	if n, _ := s.Waiting("c::m"); n != 0 {
+		t.Fatalf("c::m: %d", n)
+	}
+}

@@ -30,8 +30,8 @@ type Target struct {
 	LastSuccess    *time.Time `json:"last_success"`
 	LastFailure    *time.Time `json:"last_failure"`
 	LastError      string     `json:"last_error"`
-	Pending        int        `json:"pending"`     // batches queued or running
-	LagSeconds     float64    `json:"lag_seconds"` // age of the oldest pending batch's first event; 0 when idle
+	Pending        int        `json:"pending"`     // batches queued, running or waiting in the spool
+	LagSeconds     float64    `json:"lag_seconds"` // age of the oldest pending batch (its first event; for a spooled one, when it was spooled); 0 when idle
 }
 
 // Doc is the whole status document.
@@ -48,6 +48,11 @@ type Doc struct {
 // Tracker collects figures from rpush's workers. It is safe for
 // concurrent use.
 type Tracker struct {
+	// Spooled, when set, counts a target's batches in the spool and says
+	// when the oldest was spooled: they are pending too, and their age is
+	// lag (a target that is down must not look idle).
+	Spooled func(target string) (n int, oldest time.Time)
+
 	mu      sync.Mutex
 	started time.Time
 	order   []string
@@ -116,6 +121,13 @@ func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries, quarantine
 		for _, first := range t.pending[n] {
 			if !first.IsZero() {
 				s.LagSeconds = math.Max(s.LagSeconds, now.Sub(first).Seconds())
+			}
+		}
+		if t.Spooled != nil {
+			k, oldest := t.Spooled(n)
+			s.Pending += k
+			if k > 0 && !oldest.IsZero() {
+				s.LagSeconds = math.Max(s.LagSeconds, now.Sub(oldest).Seconds())
 			}
 		}
 		s.LagSeconds = math.Round(s.LagSeconds*1000) / 1000
