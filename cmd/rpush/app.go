@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -171,6 +172,9 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	})
 	defer stopEng()
 
+	if f, ok := stdin.(*os.File); ok && base.IsTerminal(f) {
+		log.Infof("reading batches (or events) as JSON lines from the terminal; end with Ctrl-D (rpush is meant to read evbatch's output)")
+	}
 	// The reader ends at EOF, or once ctx is done, after handing over
 	// every line it has read (base.StopReader).
 	in, closeIn := base.StopReader(ctx, stdin)

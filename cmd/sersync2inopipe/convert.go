@@ -21,7 +21,9 @@ type onOff struct {
 	Start string `xml:"start,attr"`
 }
 
-func (o *onOff) on() bool { return o != nil && strings.EqualFold(o.Start, "true") }
+// on is sersync's own test: exactly "true" (it compares with strcmp, so
+// start="TRUE" was off for sersync, and is off here).
+func (o *onOff) on() bool { return o != nil && o.Start == "true" }
 
 type expr struct {
 	Expression string `xml:"expression,attr"`
@@ -154,9 +156,16 @@ func parse(data []byte) (*config, error) {
 	}
 	var c config
 	if err := d.Decode(&c); err != nil {
-		return nil, err
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("not a sersync configuration: no XML element in it (empty, or not XML)")
+		}
+		return nil, fmt.Errorf("not a sersync configuration: %w", err)
 	}
-	if c.Version != "" && c.Version != "2.5" {
+	if c.XMLName.Local != "head" {
+		return nil, fmt.Errorf("not a sersync configuration: the top element is <%s>, not <head>", c.XMLName.Local)
+	}
+	// sersync 2.5.x (2.5, 2.5.4 ...) all write format 2.5.
+	if c.Version != "" && c.Version != "2.5" && !strings.HasPrefix(c.Version, "2.5.") {
 		return &c, fmt.Errorf("format version %q (this reads sersync's 2.5 format)", c.Version)
 	}
 	return &c, nil

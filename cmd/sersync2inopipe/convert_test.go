@@ -53,6 +53,10 @@ func TestErrors(t *testing.T) {
 		{"nowatch", `<head version="2.5"><sersync></sersync></head>`, "no <sersync><localpath watch"},
 		{"noremote", `<head version="2.5"><sersync><localpath watch="/d"></localpath></sersync></head>`, "no usable <remote"},
 		{"gbk", `<?xml version="1.0" encoding="GBK"?><head version="2.5"></head>`, "iconv"},
+		// issue 12: non-XML said only "EOF"
+		{"empty", ``, "not a sersync configuration: no XML element"},
+		{"text", `just some text`, "not a sersync configuration: no XML element"},
+		{"other XML", `<config/>`, "not a sersync configuration"},
 	} {
 		f := filepath.Join(dir, tc.name+".xml")
 		os.WriteFile(f, []byte(tc.xml), 0o644)
@@ -123,5 +127,23 @@ func TestXMLCannotInject(t *testing.T) {
 				t.Fatalf("injected:\n%s", &b)
 			}
 		})
+	}
+}
+
+// Issue 12: version 2.5.x is sersync's 2.5 format; start is compared as
+// sersync compares it (exactly "true").
+func TestVersionAndStart(t *testing.T) {
+	c, err := parse([]byte(`<head version="2.5.4"><filter start="TRUE"><exclude expression="x"/></filter><sersync><localpath watch="/d"><remote ip="h" name="m"/></localpath></sersync></head>`))
+	if err != nil {
+		t.Fatalf("2.5.4: %v", err)
+	}
+	r, err := convert(c, "x", "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range r.settings {
+		if st.key == "EVFILTER_OPTS" && strings.Contains(st.value, "-x") {
+			t.Fatalf(`start="TRUE" taken as on: %s`, st.value)
+		}
 	}
 }
