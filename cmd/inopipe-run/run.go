@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -54,7 +55,7 @@ func stageArgs(cfg *runconfig.Config) [][]string {
 		rpush = append(rpush, "--jobs", strconv.Itoa(cfg.Jobs))
 	}
 	if cfg.Status != "" {
-		rpush = append(rpush, "--status-file", cfg.Status)
+		rpush = append(rpush, "--status-file", cfg.Status, "--instance", strings.TrimSuffix(filepath.Base(cfg.File), ".env"))
 	}
 	rpush = append(rpush, "--")
 	for _, t := range cfg.Targets {

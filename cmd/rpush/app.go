@@ -44,6 +44,7 @@ type Config struct {
 	Grace   time.Duration
 	Queue   int // batches waiting per target before further ones are spooled
 
+	Instance       string        // --instance: the metrics' instance label
 	StatusFile     string        // JSON (or Prometheus text for *.prom) per target
 	StatusInterval time.Duration // how often it is rewritten
 }
@@ -66,6 +67,7 @@ func newApp() *cli.App {
 		&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 3 at the first malformed input line"},
 		&cli.StringFlag{Name: "status-file", Usage: "rewrite `FILE` atomically with per-target figures (JSON; Prometheus text if it ends in .prom)"},
 		&cli.DurationFlag{Name: "status-interval", Value: 5 * time.Second, Usage: "how often the --status-file is rewritten"},
+		&cli.StringFlag{Name: "instance", Usage: "label every metric of the --status-file with instance=`NAME` (inopipe-run: the env file's name)"},
 		&cli.IntFlag{Name: "queue", Value: 1024, Usage: "batches waiting per target; when a slow target has `N` waiting, further ones are spooled for it"},
 	)
 	return base.WithExitStatus(exitStatus, &cli.App{
@@ -91,7 +93,7 @@ func newApp() *cli.App {
 				return check(c.Context, p, targets, c.App.ErrWriter)
 			}
 			cfg := &Config{Targets: targets, Quiet: c.Bool("quiet"), Init: c.Bool("init"), Strict: c.Bool("strict"), Grace: c.Duration("grace"), Queue: c.Int("queue"),
-				StatusFile: c.String("status-file"), StatusInterval: c.Duration("status-interval")}
+				StatusFile: c.String("status-file"), Instance: c.String("instance"), StatusInterval: c.Duration("status-interval")}
 			if cfg.StatusInterval <= 0 {
 				return base.Usagef("--status-interval must be positive")
 			}
@@ -113,6 +115,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	}
 	track := status.New(time.Now(), specs)
 	track.Spooled = sp.Waiting
+	track.Instance = cfg.Instance
 	writeStatus := func() {
 		if cfg.StatusFile == "" {
 			return

@@ -36,6 +36,7 @@ type Target struct {
 
 // Doc is the whole status document.
 type Doc struct {
+	Instance     string    `json:"instance,omitempty"` // rpush --instance (inopipe-run: the env file's name)
 	Updated      time.Time `json:"updated"`
 	Started      time.Time `json:"started"`
 	PID          int       `json:"pid"`
@@ -48,6 +49,10 @@ type Doc struct {
 // Tracker collects figures from rpush's workers. It is safe for
 // concurrent use.
 type Tracker struct {
+	// Instance labels every metric, so that several pipelines can share
+	// one node_exporter textfile directory ("" : no label).
+	Instance string
+
 	// Spooled, when set, counts a target's batches in the spool and says
 	// when the oldest was spooled: they are pending too, and their age is
 	// lag (a target that is down must not look idle).
@@ -114,7 +119,7 @@ func (t *Tracker) Done(r *event.Result, now time.Time) {
 func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries, quarantined int) Doc {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	d := Doc{Updated: now, Started: t.started, PID: os.Getpid(), Spool: spool, SpoolEntries: spoolEntries, Quarantined: quarantined}
+	d := Doc{Instance: t.Instance, Updated: now, Started: t.started, PID: os.Getpid(), Spool: spool, SpoolEntries: spoolEntries, Quarantined: quarantined}
 	for _, n := range t.order {
 		s := *t.targets[n]
 		s.Pending = len(t.pending[n])
@@ -145,10 +150,14 @@ func JSON(d Doc) []byte {
 // Prometheus renders d in the Prometheus text exposition format.
 func Prometheus(d Doc) []byte {
 	var b strings.Builder
+	inst := "" // the instance label, first in every label set
+	if d.Instance != "" {
+		inst = "instance=" + label(d.Instance) + ","
+	}
 	metric := func(name, typ, help string, val func(Target) float64) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 		for _, t := range d.Targets {
-			fmt.Fprintf(&b, "%s{target=%s} %s\n", name, label(t.Target), num(val(t)))
+			fmt.Fprintf(&b, "%s{%starget=%s} %s\n", name, inst, label(t.Target), num(val(t)))
 		}
 	}
 	ts := func(p *time.Time) float64 {
@@ -167,9 +176,9 @@ func Prometheus(d Doc) []byte {
 	metric("inopipe_last_failure_timestamp_seconds", "gauge", "Time of the last failed batch (0: none).", func(t Target) float64 { return ts(t.LastFailure) })
 	metric("inopipe_pending_batches", "gauge", "Batches queued or running for the target.", func(t Target) float64 { return float64(t.Pending) })
 	metric("inopipe_lag_seconds", "gauge", "Age of the oldest pending batch's first event (0: idle).", func(t Target) float64 { return t.LagSeconds })
-	fmt.Fprintf(&b, "# HELP inopipe_spool_entries Undelivered batches waiting for failreplay.\n# TYPE inopipe_spool_entries gauge\ninopipe_spool_entries{spool=%s} %d\n", label(d.Spool), d.SpoolEntries)
-	fmt.Fprintf(&b, "# HELP inopipe_spool_quarantined Spool entries parked in quarantine/ after failing for a lasting reason.\n# TYPE inopipe_spool_quarantined gauge\ninopipe_spool_quarantined{spool=%s} %d\n", label(d.Spool), d.Quarantined)
-	fmt.Fprintf(&b, "# HELP inopipe_status_updated_timestamp_seconds When rpush last wrote this file.\n# TYPE inopipe_status_updated_timestamp_seconds gauge\ninopipe_status_updated_timestamp_seconds %s\n", num(float64(d.Updated.UnixNano())/1e9))
+	fmt.Fprintf(&b, "# HELP inopipe_spool_entries Undelivered batches waiting for failreplay.\n# TYPE inopipe_spool_entries gauge\ninopipe_spool_entries{%sspool=%s} %d\n", inst, label(d.Spool), d.SpoolEntries)
+	fmt.Fprintf(&b, "# HELP inopipe_spool_quarantined Spool entries parked in quarantine/ after failing for a lasting reason.\n# TYPE inopipe_spool_quarantined gauge\ninopipe_spool_quarantined{%sspool=%s} %d\n", inst, label(d.Spool), d.Quarantined)
+	fmt.Fprintf(&b, "# HELP inopipe_status_updated_timestamp_seconds When rpush last wrote this file.\n# TYPE inopipe_status_updated_timestamp_seconds gauge\ninopipe_status_updated_timestamp_seconds{%sspool=%s} %s\n", inst, label(d.Spool), num(float64(d.Updated.UnixNano())/1e9))
 	return []byte(b.String())
 }
 

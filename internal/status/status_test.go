@@ -88,3 +88,19 @@ func TestWriteFileFailureKeepsOld(t *testing.T) {
 		t.Fatalf("status file now %d bytes: %.40q", len(b), b)
 	}
 }
+
+// Issue 12: two instances in one textfile directory never produce the
+// same series: every sample carries instance=.
+func TestPrometheusInstanceLabel(t *testing.T) {
+	tr := New(time.Unix(0, 0), []string{"h::m"})
+	tr.Instance = "www"
+	out := string(Prometheus(tr.Snapshot(time.Unix(10, 0), "/s", 0, 0)))
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, `{instance="www",`) {
+			t.Errorf("sample without the instance label: %s", line)
+		}
+	}
+}
