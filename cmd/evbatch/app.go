@@ -100,7 +100,7 @@ func parseConfig(c *cli.Context) (*Config, error) {
 // every event it has read (base.StopReader), and everything pending is
 // written before run returns.
 func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
-	log := &base.Log{Prog: "evbatch", W: stderr}
+	log := base.NewLog("evbatch", stderr)
 	co := batch.New(cfg.Batch)
 	co.Warn = log.Warnf
 	src, closeIn := base.StopReader(ctx, stdin)

@@ -127,7 +127,7 @@ var errNotEvent = errors.New("not an event record")
 // run filters stdin to stdout until EOF. Lines are copied unchanged, and
 // flushed whenever no more input is waiting, so latency stays low.
 func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
-	log := &base.Log{Prog: "evfilter", W: stderr}
+	log := base.NewLog("evfilter", stderr)
 	in := event.NewDecoder(stdin)
 	out := bufio.NewWriterSize(stdout, 64*1024)
 	stats := map[string]int{}

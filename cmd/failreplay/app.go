@@ -85,7 +85,7 @@ func newApp() *cli.App {
 }
 
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stderr io.Writer) error {
-	log := &base.Log{Prog: "failreplay", W: stderr}
+	log := base.NewLog("failreplay", stderr)
 	p.Warnf = log.Warnf
 	sum, err := replay.Run(ctx, *cfg, p, sp, log)
 	switch {

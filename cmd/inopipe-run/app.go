@@ -113,7 +113,7 @@ func load(file string) (*runconfig.Config, error) {
 }
 
 func run(ctx context.Context, mode Mode, cfg *runconfig.Config, stderr io.Writer) error {
-	log := &base.Log{Prog: "inopipe-run", W: stderr}
+	log := base.NewLog("inopipe-run", stderr)
 	tools := []string{"inowait", "evfilter", "evbatch", "rpush"}
 	if mode != ModeRun {
 		tools = []string{"failreplay"}

@@ -304,7 +304,8 @@ func (s *sink) Flush() error {
 
 // run watches what cfg says and writes events to stdout until ctx is done.
 func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
-	log := &base.Log{Prog: "inowait", W: stderr, Quiet: cfg.Quiet > 0}
+	log := base.NewLog("inowait", stderr)
+	log.Quiet = cfg.Quiet > 0
 	if cfg.Syslog {
 		if sw, err := syslog.New(syslog.LOG_ERR|syslog.LOG_DAEMON, "inowait"); err == nil {
 			defer sw.Close()

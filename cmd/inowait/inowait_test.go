@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 )
 
 var binDir string
+
+// stamped is a stderr line of inowait's, with its timestamp.
+var stamped = regexp.MustCompile(`^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z inowait: `)
 
 func TestMain(m *testing.M) { clitest.Main(m, &binDir, "inowait") }
 
@@ -119,7 +123,8 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("%s: exit %d stderr %q; want exit %d and %q", c.name, r.Code, r.Stderr, c.code, c.stderr)
 		}
 		for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
-			if line != "" && !strings.HasPrefix(line, "inowait: ") {
+			// a time first (stderr is not the journal), then the voice
+			if line != "" && !stamped.MatchString(line) {
 				t.Errorf("%s: stderr line not in the inowait voice: %q", c.name, line)
 			}
 		}

@@ -107,7 +107,7 @@ func newApp() *cli.App {
 }
 
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdin io.Reader, stdout, stderr io.Writer) error {
-	log := &base.Log{Prog: "rpush", W: stderr}
+	log := base.NewLog("rpush", stderr)
 	p.Warnf = log.Warnf
 	var specs []string
 	for _, t := range cfg.Targets {
@@ -214,7 +214,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 // options, no rsync) fail; a target that is only down is a warning, since
 // its batches will be retried and spooled.
 func check(ctx context.Context, p *push.Pusher, targets []rsync.Target, stderr io.Writer) error {
-	log := &base.Log{Prog: "rpush", W: stderr}
+	log := base.NewLog("rpush", stderr)
 	bad := 0
 	for _, t := range targets {
 		r := p.Probe(ctx, t)

@@ -71,7 +71,7 @@ func run(file, name, spool string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return base.Errorf(base.ExitError, "%s: %w", file, err)
 	}
-	log := &base.Log{Prog: "sersync2inopipe", W: stderr}
+	log := base.NewLog("sersync2inopipe", stderr)
 	for _, w := range r.warnings {
 		log.Warnf("%s", w)
 	}

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -105,6 +106,19 @@ func Run(ctx context.Context, app *cli.App, args []string, usageCode int) int {
 		app.Metadata = map[string]any{}
 	}
 	app.Metadata["args"] = args
+	// Every tool takes --no-timestamps; it is passed on through the
+	// environment, to the tool's Log and to the stages inopipe-run starts.
+	app.Flags = append(app.Flags, &cli.BoolFlag{Name: "no-timestamps", Usage: "no time before each line on stderr (none either when stderr is the journal)"})
+	before := app.Before
+	app.Before = func(c *cli.Context) error {
+		if c.Bool("no-timestamps") {
+			os.Setenv("INOPIPE_NO_TIMESTAMPS", "1")
+		}
+		if before != nil {
+			return before(c)
+		}
+		return nil
+	}
 	err := app.RunContext(ctx, args)
 	return Report(app.ErrWriter, app.Name, err, usageCode)
 }
@@ -114,23 +128,24 @@ func Report(w io.Writer, prog string, err error, usageCode int) int {
 	if err == nil {
 		return 0
 	}
+	log := NewLog(prog, w)
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(w, "%s: error: %s\n", prog, lower(ue.Err.Error()))
-		fmt.Fprintf(w, "%s: hint: see '%s --help'\n", prog, prog)
+		log.Errorf("%s", lower(ue.Err.Error()))
+		log.Hintf("see '%s --help'", prog)
 		return usageCode
 	}
 	var e *Error
 	if errors.As(err, &e) {
 		if e.Err != nil {
-			fmt.Fprintf(w, "%s: error: %s\n", prog, lower(e.Err.Error()))
+			log.Errorf("%s", lower(e.Err.Error()))
 		}
 		for _, h := range e.Hints {
-			fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
+			log.Hintf("%s", h)
 		}
 		return e.Code
 	}
-	fmt.Fprintf(w, "%s: error: %s\n", prog, lower(err.Error()))
+	log.Errorf("%s", lower(err.Error()))
 	return 1
 }
 
@@ -148,18 +163,41 @@ type Log struct {
 	Prog  string
 	W     io.Writer
 	Quiet bool // suppress Infof (progress, summaries); errors still print
+	// Stamp puts the time (RFC 3339, UTC, milliseconds) before each line;
+	// NewLog decides it.
+	Stamp bool
 	mu    sync.Mutex
+}
+
+// NewLog is the voice of prog on w. Lines carry a timestamp when w is the
+// process's own stderr, unless that is the journal (JOURNAL_STREAM set: it
+// stamps every line itself) or INOPIPE_NO_TIMESTAMPS is set (the
+// --no-timestamps option of every tool sets it, for the tool and the
+// stages it starts). Tests writing to a buffer get no timestamps.
+func NewLog(prog string, w io.Writer) *Log {
+	return &Log{Prog: prog, W: w, Stamp: stamps(w)}
+}
+
+func stamps(w io.Writer) bool {
+	if _, ok := w.(*os.File); !ok {
+		return false
+	}
+	return os.Getenv("JOURNAL_STREAM") == "" && os.Getenv("INOPIPE_NO_TIMESTAMPS") == ""
 }
 
 func (l *Log) printf(kind, format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	stamp := ""
+	if l.Stamp {
+		stamp = time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") + " "
+	}
 	if kind == "" {
-		fmt.Fprintf(l.W, "%s: %s\n", l.Prog, msg)
+		fmt.Fprintf(l.W, "%s%s: %s\n", stamp, l.Prog, msg)
 		return
 	}
-	fmt.Fprintf(l.W, "%s: %s: %s\n", l.Prog, kind, msg)
+	fmt.Fprintf(l.W, "%s%s: %s: %s\n", stamp, l.Prog, kind, msg)
 }
 
 // Errorf prints "prog: error: …".
