@@ -388,3 +388,20 @@ func TestRunCatchUpWhenTargetReturns(t *testing.T) {
 		t.Fatalf("stderr:\n%s", s.stderr)
 	}
 }
+
+// Issue 13: a rewrite that keeps size and mtime (reproducible builds, tar x,
+// cp -p, touch -r) reaches the target: the kernel said the file was
+// written, and rsync's quick check is not allowed to skip it.
+func TestRunSameSizeSameMtimeRewrite(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	f := filepath.Join(src, "release.tar")
+	must(t, os.WriteFile(f, []byte("version-1"), 0o644))
+	stamp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // SOURCE_DATE_EPOCH
+	must(t, os.Chtimes(f, stamp, stamp))
+	s := startSupervised(t, fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nWINDOW=50ms\nSPOOL=%s\n", src, dst, filepath.Join(t.TempDir(), "spool")))
+	converge(t, src, dst)
+	clitest.Eventually(t, "watching", func() bool { return strings.Contains(s.stderr.String(), "watches established") })
+	must(t, os.WriteFile(f, []byte("version-2"), 0o644)) // same size
+	must(t, os.Chtimes(f, stamp, stamp))                   // same mtime
+	converge(t, src, dst)
+}

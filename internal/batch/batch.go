@@ -14,8 +14,9 @@
 // Events are applied in the order they arrive (never by priority):
 //
 //	OPEN, ACCESS, CLOSE_NOWRITE              nothing
-//	CREATE, MODIFY, CLOSE_WRITE, ATTRIB       sync
-//	MOVED_TO (file)                           sync
+//	CREATE, MODIFY, CLOSE_WRITE (file)        sync, and "written": sent even if size and mtime match
+//	MOVED_TO (file)                           sync, written
+//	ATTRIB                                    sync (written stays written)
 //	CREATE/MOVED_TO of a directory            recursive sync ("dir/"), absorbing pending entries under it
 //	ATTRIB of a directory                     sync of the directory alone (no subtree walk)
 //	DELETE, MOVED_FROM                        delete (a directory's absorbs pending entries under it)
@@ -72,6 +73,7 @@ const (
 	opSync    netOp = iota + 1 // copy this path (a directory without its subtree)
 	opSyncRec                  // copy this directory and everything under it
 	opDelete                   // remove this path (and a directory's subtree)
+	opWrite                    // copy this file, whose data was written: whatever size and mtime say
 )
 
 // pending is the state of one root. It is touched by the goroutine that
@@ -164,7 +166,9 @@ func (c *Coalescer) Add(ev *event.Event, now time.Time) {
 		want = opDelete
 	case op.Has(event.Create|event.MovedTo) && dir:
 		want = opSyncRec
-	case op.Has(event.Create | event.MovedTo | event.Modify | event.CloseWrite | event.Attrib):
+	case op.Has(event.Create | event.MovedTo | event.Modify | event.CloseWrite):
+		want = opWrite // a file's data: created, moved in or written
+	case op.Has(event.Attrib):
 		want = opSync
 	default:
 		if p := c.roots[ev.Root]; p != nil {
@@ -186,15 +190,19 @@ func (c *Coalescer) Add(ev *event.Event, now time.Time) {
 	case opSyncRec:
 		p.absorb(rel)
 		p.set(rel, opSyncRec)
-	case opSync:
-		if cur, ok := p.paths[rel]; ok && cur == opSyncRec {
+	case opSync, opWrite:
+		cur, ok := p.paths[rel]
+		if ok && cur == opSyncRec {
 			return // already copied whole
 		}
-		if dir && p.paths[rel] == opDelete {
+		if dir && cur == opDelete {
 			p.set(rel, opSyncRec) // deleted, then its attributes changed: it is back
 			return
 		}
-		p.set(rel, opSync)
+		if want == opSync && cur == opWrite {
+			return // written, then chmod: still written
+		}
+		p.set(rel, want)
 	}
 	if c.cfg.Rollup > 0 {
 		c.rollup(p, parentOf(rel))
@@ -392,6 +400,9 @@ func (p *pending) batch(seq uint64) event.Batch {
 		switch op {
 		case opSync:
 			b.Sync = append(b.Sync, rel)
+		case opWrite:
+			b.Sync = append(b.Sync, rel)
+			b.Written = append(b.Written, rel)
 		case opSyncRec:
 			b.Sync = append(b.Sync, rel+"/")
 		case opDelete:
@@ -400,5 +411,6 @@ func (p *pending) batch(seq uint64) event.Batch {
 	}
 	sort.Strings(b.Sync)
 	sort.Strings(b.Delete)
+	sort.Strings(b.Written)
 	return b
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -307,4 +308,46 @@ func TestLoopEmitErrorCountsLoss(t *testing.T) {
 			t.Fatalf("%v", err)
 		}
 	})
+}
+
+// Issue 13: the batch says which synced files the kernel reported written,
+// so that rpush sends them even when size and mtime match the target's.
+func TestWrittenPaths(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		evs     []event.Event
+		written []string
+	}{
+		{"close_write", []event.Event{e("close_write", "f")}, []string{"f"}},
+		{"modify only", []event.Event{e("modify", "f")}, []string{"f"}},
+		{"created", []event.Event{e("create", "f")}, []string{"f"}},
+		{"moved in", []event.Event{e("moved_to", "f")}, []string{"f"}},
+		{"attrib only: quick check", []event.Event{e("attrib", "f")}, nil},
+		{"written then chmod", []event.Event{e("close_write", "f"), e("attrib", "f")}, []string{"f"}},
+		{"chmod then written", []event.Event{e("attrib", "f"), e("close_write", "f")}, []string{"f"}},
+		{"deleted then recreated", []event.Event{e("delete", "f"), e("create", "f"), e("close_write", "f")}, []string{"f"}},
+		{"written then deleted", []event.Event{e("close_write", "f"), e("delete", "f")}, nil},
+		{"directory: recursive, quick check", []event.Event{e("create,isdir", "d"), e("close_write", "d/f")}, nil},
+		{"dir chmod", []event.Event{e("attrib,isdir", "d")}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			co := New(Config{Window: time.Second})
+			for i := range c.evs {
+				co.Add(&c.evs[i], t0)
+			}
+			bs := co.Flush()
+			var got []string
+			for _, b := range bs {
+				got = append(got, b.Written...)
+				for _, w := range b.Written {
+					if !slices.Contains(b.Sync, w) {
+						t.Errorf("written %q not in sync %q", w, b.Sync)
+					}
+				}
+			}
+			if !reflect.DeepEqual(got, c.written) {
+				t.Fatalf("written %q, want %q", got, c.written)
+			}
+		})
+	}
 }

@@ -195,6 +195,9 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 		case "delete":
 			isBatch = true
 			bt.Delete, err = p.strs()
+		case "written":
+			isBatch = true
+			bt.Written, err = p.strs()
 		case "full":
 			isBatch = true
 			bt.Full, err = p.bool()

@@ -63,6 +63,10 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	dst = appendStrings(dst, b.Sync)
 	dst = appendKey(dst, "delete", &first)
 	dst = appendStrings(dst, b.Delete)
+	if len(b.Written) > 0 {
+		dst = appendKey(dst, "written", &first)
+		dst = appendStrings(dst, b.Written)
+	}
 	if b.Full {
 		dst = appendKey(dst, "full", &first)
 		dst = append(dst, "true"...)

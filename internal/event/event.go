@@ -22,8 +22,14 @@
 // RESYNC. Q_OVERFLOW and RESYNC are control records: the replica under
 // "root" (all roots when empty) must be resynced whole.
 //
-// A batch (evbatch → rpush) carries "seq", "root", "sync", "delete", "full",
-// "events", "first" and "last"; a result (rpush → plugins) carries "seq",
+// A batch (evbatch → rpush) carries "seq", "root", "sync", "delete",
+// "written" (when not empty), "full", "events", "first" and "last".
+// "written" lists the entries of "sync" whose data the kernel reported
+// written (CREATE, MODIFY, CLOSE_WRITE or MOVED_TO of a file): rpush
+// transfers those even when size and mtime equal the target's (rsync's
+// quick check would skip a same-size rewrite with the same mtime, as
+// reproducible builds, tar x and cp -p make); the other entries of "sync"
+// (attribute changes, recursive "dir/" roll-ups) keep the quick check; a result (rpush → plugins) carries "seq",
 // "root", "target", "ok", "exit", "paths", "bytes", "seconds", "attempts",
 // "error" and "spooled". Fields a decoder does not know are ignored.
 //
@@ -92,10 +98,13 @@ type Batch struct {
 	Root   string
 	Sync   []string // relative to Root; a trailing "/" means recursive
 	Delete []string // relative to Root; gone from the source
-	Full   bool     // resync Root whole
-	Events int      // input events this batch stands for
-	First  time.Time
-	Last   time.Time
+	// Written are the entries of Sync whose data the kernel reported
+	// written: transferred whatever size and mtime say.
+	Written []string
+	Full    bool // resync Root whole
+	Events  int  // input events this batch stands for
+	First   time.Time
+	Last    time.Time
 }
 
 // Result is rpush's report for one (batch, target).

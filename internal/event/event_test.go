@@ -259,6 +259,7 @@ func FuzzEventRoundTrip(f *testing.F) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"time":"2026-11-21T10:00:00.1Z","root":"/d/","watch":"/d/","name":"a\udcff","path":"/d/a\udcff","events":["CREATE","ISDIR"],"synthetic":true}`))
 	f.Add([]byte(`{"seq":1,"root":"/d/","sync":["a/","b"],"delete":["c"],"full":true,"events":3}`))
+	f.Add([]byte(`{"seq":2,"root":"/d/","sync":["a","b"],"delete":[],"written":["a"],"events":2}`))
 	f.Add([]byte(`{"seq":1,"root":"/d/","target":"h::m","ok":false,"exit":10,"seconds":1.5,"error":"x"}`))
 	f.Add([]byte(`{"x":[{"y":[]}],"path":"\ud83d\ude00","events":["Q_OVERFLOW"]}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
@@ -284,6 +285,9 @@ func FuzzDecode(f *testing.F) {
 			// fields that do not belong to the kind
 			r.Batch.Sync = append([]string{}, r.Batch.Sync...)
 			r.Batch.Delete = append([]string{}, r.Batch.Delete...)
+			if len(r.Batch.Written) == 0 {
+				r.Batch.Written = nil // omitted when empty
+			}
 			switch r.Kind {
 			case KindEvent:
 				r.Batch, r.Result = Batch{}, Result{}

@@ -103,10 +103,10 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		jobs = []job{{mode: mode, deletes: deletes}}
 	case p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2):
 		for _, c := range split(list.Paths, p.Jobs) {
-			jobs = append(jobs, job{mode: mode, paths: c, deletes: deletes})
+			jobs = append(jobs, splitWritten(job{mode: mode, paths: c, deletes: deletes}, b.Written)...)
 		}
 	case len(list.Paths) > 0:
-		jobs = []job{{mode: mode, paths: list.Paths, deletes: deletes}}
+		jobs = splitWritten(job{mode: mode, paths: list.Paths, deletes: deletes}, b.Written)
 	}
 	if len(list.Dirs) > 0 {
 		// Directories listed for their attributes only (the root's own
@@ -136,7 +136,9 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i] = p.attempt(ctx, t, p.Opts, src, &jobs[i])
+			o := p.Opts
+			o.IgnoreTimes = jobs[i].ignoreTimes
+			reports[i] = p.attempt(ctx, t, o, src, &jobs[i])
 		}()
 	}
 	wg.Wait()
@@ -162,6 +164,39 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 	return r
 }
 
+// splitWritten takes the files the kernel reported written out of j into a
+// job of their own that runs with --ignore-times: rsync's quick check would
+// skip a rewrite that kept size and mtime (reproducible builds, tar x,
+// cp -p). Recursive entries and attribute-only paths keep the quick check.
+// A written path that is gone (to be deleted) stays in j.
+func splitWritten(j job, written []string) []job {
+	if len(written) == 0 {
+		return []job{j}
+	}
+	set := make(map[string]bool, len(written))
+	for _, w := range written {
+		set[path.Clean(w)] = true
+	}
+	data := job{mode: j.mode, deletes: j.deletes, ignoreTimes: true}
+	rest := j
+	rest.paths = nil
+	for _, p := range j.paths {
+		if !strings.HasSuffix(p, "/") && set[p] {
+			data.paths = append(data.paths, p)
+		} else {
+			rest.paths = append(rest.paths, p)
+		}
+	}
+	var out []job
+	if len(rest.paths) > 0 {
+		out = append(out, rest)
+	}
+	if len(data.paths) > 0 {
+		out = append(out, data)
+	}
+	return out
+}
+
 // job is one rsync run of a batch (a -j slice, the attribute-only dirs, or
 // the whole root).
 type job struct {
@@ -170,6 +205,9 @@ type job struct {
 	deletes bool          // the run deletes on the target: the gate checks for emptiness
 	budget  *deleteBudget // --max-delete: counted by a dry run (nil: no limit)
 	idx     int           // this job's slot in budget
+	// ignoreTimes: the paths' data was written; rsync must not skip them
+	// on size and mtime.
+	ignoreTimes bool
 }
 
 // deleteBudget is --max-delete over all jobs of one batch: each job's
@@ -431,7 +469,9 @@ func FromEvent(ev *event.Event, seq uint64) (event.Batch, bool) {
 		b.Delete = []string{rel}
 	case ev.Op.Has(event.Create|event.MovedTo) && ev.Op.Has(event.IsDir):
 		b.Sync = []string{rel + "/"}
-	case ev.Op.Has(event.Create | event.MovedTo | event.Modify | event.CloseWrite | event.Attrib):
+	case ev.Op.Has(event.Create | event.MovedTo | event.Modify | event.CloseWrite):
+		b.Sync, b.Written = []string{rel}, []string{rel}
+	case ev.Op.Has(event.Attrib):
 		b.Sync = []string{rel}
 	default:
 		return b, false

@@ -201,3 +201,29 @@ func TestAttributeDirsRunWithoutRecursion(t *testing.T) {
 		t.Errorf("dir run: %q", a)
 	}
 }
+
+// Issue 13: files the kernel reported written run with --ignore-times (a
+// same-size rewrite with the same mtime is still sent); the others keep
+// rsync's quick check.
+func TestWrittenRunWithIgnoreTimes(t *testing.T) {
+	p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{} })
+	for _, n := range []string{"w1", "w2", "chmodded"} {
+		os.WriteFile(filepath.Join(src, n), []byte(n), 0o644)
+	}
+	os.Mkdir(filepath.Join(src, "d"), 0o755)
+	tg, _ := rsync.ParseTarget("h::m")
+	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"w1", "w2", "chmodded", "d/"}, Written: []string{"w1", "./w2"}})
+	if !r.OK || len(f.runs) != 2 {
+		t.Fatalf("%+v, %d runs", r, len(f.runs))
+	}
+	byStdin := map[string][]string{}
+	for _, run := range f.runs {
+		byStdin[string(run.Stdin)] = run.Args
+	}
+	if a := byStdin["./w1\x00./w2\x00"]; !slices.Contains(a, "--ignore-times") {
+		t.Errorf("written files: %q (runs %q)", a, byStdin)
+	}
+	if a := byStdin["./chmodded\x00./d/\x00"]; a == nil || slices.Contains(a, "--ignore-times") {
+		t.Errorf("the rest: %q (runs %q)", a, byStdin)
+	}
+}

@@ -54,10 +54,11 @@ func (g *group) merge(f string, e *spool.Entry, old bool) {
 	g.batch.Full = g.batch.Full || e.Batch.Full || old
 	g.batch.Sync = append(g.batch.Sync, e.Batch.Sync...)
 	g.batch.Delete = append(g.batch.Delete, e.Batch.Delete...)
+	g.batch.Written = append(g.batch.Written, e.Batch.Written...)
 	g.batch.Events += e.Batch.Events
 	g.batch.Seq = max(g.batch.Seq, e.Batch.Seq)
 	if g.batch.Full {
-		g.batch.Sync, g.batch.Delete = []string{}, []string{}
+		g.batch.Sync, g.batch.Delete, g.batch.Written = []string{}, []string{}, nil
 	}
 }
 

@@ -84,6 +84,9 @@ type Options struct {
 	Extra        []string // from --rsync-opts, already split
 	Delete       bool     // carry out deletions (sersync's <delete start="true">)
 	DryRun       bool
+	// IgnoreTimes sends files even when size and mtime match the target's
+	// (--ignore-times): for paths the kernel reported written.
+	IgnoreTimes bool
 }
 
 // Mode is how the path list reaches rsync.
@@ -159,6 +162,9 @@ func Args(o Options, t Target, src string, mode Mode) []string {
 	}
 	if o.DryRun {
 		a = append(a, "--dry-run")
+	}
+	if o.IgnoreTimes {
+		a = append(a, "--ignore-times")
 	}
 	a = append(a, "--stats")
 	a = append(a, o.Extra...)
