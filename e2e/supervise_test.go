@@ -402,6 +402,6 @@ func TestRunSameSizeSameMtimeRewrite(t *testing.T) {
 	converge(t, src, dst)
 	clitest.Eventually(t, "watching", func() bool { return strings.Contains(s.stderr.String(), "watches established") })
 	must(t, os.WriteFile(f, []byte("version-2"), 0o644)) // same size
-	must(t, os.Chtimes(f, stamp, stamp))                   // same mtime
+	must(t, os.Chtimes(f, stamp, stamp))                 // same mtime
 	converge(t, src, dst)
 }
