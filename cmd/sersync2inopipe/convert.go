@@ -30,9 +30,10 @@ type expr struct {
 }
 
 type config struct {
-	XMLName xml.Name `xml:"head"`
-	Version string   `xml:"version,attr"`
-	Filter  struct {
+	charsetNote string   // a warning about the file's encoding, if any
+	XMLName     xml.Name `xml:"head"`
+	Version     string   `xml:"version,attr"`
+	Filter      struct {
 		onOff
 		Exclude []expr `xml:"exclude"`
 	} `xml:"filter"`
@@ -134,9 +135,16 @@ func (r *result) warnf(format string, a ...any) {
 	r.warnings = append(r.warnings, fmt.Sprintf(format, a...))
 }
 
-// parse reads confxml.xml. sersync ships it as ISO-8859-1.
+// parse reads confxml.xml. sersync ships it with an ISO-8859-1 header,
+// but sersync itself never decodes it: it takes the bytes as they are, and
+// on today's systems the paths in it are UTF-8 (/data/网站). So a file that
+// is valid UTF-8 is read as UTF-8 whatever its header says (decoding it as
+// Latin-1 turned /data/网站 into mojibake, a SOURCE that does not exist);
+// only bytes that are not UTF-8 are read as Latin-1. Either way a warning
+// says so when there is anything beyond ASCII.
 func parse(data []byte) (*config, error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
+	var charsetNote string
 	d.CharsetReader = func(charset string, in io.Reader) (io.Reader, error) {
 		switch strings.ToLower(charset) {
 		case "iso-8859-1", "latin1", "latin-1":
@@ -144,6 +152,14 @@ func parse(data []byte) (*config, error) {
 			if err != nil {
 				return nil, err
 			}
+			ascii := !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x80 })
+			if ascii || utf8.Valid(b) {
+				if !ascii {
+					charsetNote = "the file says ISO-8859-1 but holds UTF-8 text beyond ASCII: read as UTF-8, byte for byte as sersync uses it; check SOURCE and TARGETS"
+				}
+				return bytes.NewReader(b), nil
+			}
+			charsetNote = "the file holds bytes that are not UTF-8: read as ISO-8859-1, as its header says; check SOURCE and TARGETS"
 			var out []byte
 			for _, c := range b {
 				out = utf8.AppendRune(out, rune(c))
@@ -161,6 +177,7 @@ func parse(data []byte) (*config, error) {
 		}
 		return nil, fmt.Errorf("not a sersync configuration: %w", err)
 	}
+	c.charsetNote = charsetNote
 	if c.XMLName.Local != "head" {
 		return nil, fmt.Errorf("not a sersync configuration: the top element is <%s>, not <head>", c.XMLName.Local)
 	}
@@ -196,6 +213,9 @@ const coreLetters = "artlpgoDv"
 // convert maps a parsed config to inopipe settings.
 func convert(c *config, name, spool string) (*result, error) {
 	r := &result{}
+	if c.charsetNote != "" {
+		r.warnf("%s", c.charsetNote)
+	}
 	s := &c.Sersync
 	if len(s.LocalPath) == 0 || s.LocalPath[0].Watch == "" {
 		return nil, fmt.Errorf("no <sersync><localpath watch=...>: nothing to replicate")

@@ -147,3 +147,36 @@ func TestVersionAndStart(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12: an ISO-8859-1 header over UTF-8 paths (what sersync users
+// have) keeps the paths as they are, with a warning; real Latin-1 bytes
+// are decoded as the header says.
+func TestCharset(t *testing.T) {
+	const head = `<?xml version="1.0" encoding="ISO-8859-1"?><head version="2.5"><sersync><localpath watch="`
+	const tail = `"><remote ip="h" name="m"/></localpath></sersync></head>`
+	for _, c := range []struct {
+		name, watch, want, warn string
+	}{
+		{"utf-8 under a latin-1 header", "/data/网站", "/data/网站", "holds UTF-8 text beyond ASCII"},
+		{"latin-1", "/data/caf\xe9", "/data/café", "not UTF-8: read as ISO-8859-1"},
+		{"ascii", "/data/www", "/data/www", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parse([]byte(head + c.watch + tail))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := convert(cfg, "x", "/s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.settings[0].key != "SOURCE" || r.settings[0].value != c.want {
+				t.Fatalf("SOURCE %q, want %q", r.settings[0].value, c.want)
+			}
+			warned := strings.Contains(strings.Join(r.warnings, "\n"), c.warn)
+			if (c.warn == "") != (len(r.warnings) == 0) || !warned {
+				t.Fatalf("warnings %q, want %q", r.warnings, c.warn)
+			}
+		})
+	}
+}
