@@ -371,10 +371,12 @@ func TestRunHelpAndVersion(t *testing.T) {
 func TestRunCatchUpWhenTargetReturns(t *testing.T) {
 	d := newDaemon(t)
 	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "before"), []byte("x"), 0o644))
 	status := filepath.Join(t.TempDir(), "status.json")
 	s := startSupervised(t, fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nPASSWORD_FILE=%s\nWINDOW=50ms\nSPOOL=%s\nSTATUS_FILE=%s\nRPUSH_OPTS=--retries 0 --contimeout 2 --status-interval 100ms\n",
 		src, d.target(), d.passFile, filepath.Join(t.TempDir(), "spool"), status))
-	converge(t, src, d.module)
+	converge(t, src, d.module) // running: the start-up resync went through
+	clitest.Eventually(t, "watching", func() bool { return strings.Contains(s.stderr.String(), "watches established") })
 	d.stop()
 	must(t, os.WriteFile(filepath.Join(src, "during-outage"), []byte("x"), 0o644))
 	clitest.Eventually(t, "the outage's batch pending in the status file", func() bool {
@@ -404,4 +406,23 @@ func TestRunSameSizeSameMtimeRewrite(t *testing.T) {
 	must(t, os.WriteFile(f, []byte("version-2"), 0o644)) // same size
 	must(t, os.Chtimes(f, stamp, stamp))                 // same mtime
 	converge(t, src, dst)
+}
+
+// A target that starts refusing the password while the pipeline runs
+// (rotated on the server) stops the pipeline with rsync's words, instead
+// of spooling every batch in silence.
+func TestRunRefusalAfterStartStopsThePipeline(t *testing.T) {
+	d := newDaemon(t)
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "before"), []byte("x"), 0o644))
+	s := startSupervised(t, fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nPASSWORD_FILE=%s\nWINDOW=50ms\nSPOOL=%s\n", src, d.target(), d.passFile, filepath.Join(t.TempDir(), "spool")))
+	converge(t, src, d.module)                                                   // running: the start-up resync went through
+	must(t, os.WriteFile(d.secrets, []byte(user+":rotated-elsewhere\n"), 0o600)) // the daemon rereads it per connection
+	must(t, os.WriteFile(filepath.Join(src, "after-rotation"), []byte("x"), 0o644))
+	if code := s.wait(t); code != 1 {
+		t.Fatalf("exit %d\n%s", code, s.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "refuses the configuration") || !strings.Contains(s.stderr.String(), "auth failed") {
+		t.Fatalf("stderr:\n%s", s.stderr)
+	}
 }

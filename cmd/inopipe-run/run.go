@@ -50,7 +50,7 @@ func stageArgs(cfg *runconfig.Config) [][]string {
 		evbatch = append(evbatch, "--max-delay", cfg.MaxDelay)
 	}
 	evbatch = append(evbatch, cfg.Window)
-	rpush := append(append([]string{}, cfg.RpushOpts...), rpushShared(cfg)...)
+	rpush := append(append([]string{"--stop-on-refusal"}, cfg.RpushOpts...), rpushShared(cfg)...)
 	if cfg.Jobs > 0 {
 		rpush = append(rpush, "--jobs", strconv.Itoa(cfg.Jobs))
 	}

@@ -18,7 +18,7 @@ func TestStageArgs(t *testing.T) {
 		{"-mr", "--resync", "--exclude", "x", "--", "/data"},
 		{"--temp"},
 		{"--max-delay", "10s", "2s"},
-		{"--delete=false", "--timeout", "100", "--queue", "10", "--spool", "/s", "--password-file", "/p", "--rsync-opts", "-z", "--jobs", "4", "--status-file", "/st.prom", "--instance", "x", "--", "h::m", "/copy"},
+		{"--stop-on-refusal", "--delete=false", "--timeout", "100", "--queue", "10", "--spool", "/s", "--password-file", "/p", "--rsync-opts", "-z", "--jobs", "4", "--status-file", "/st.prom", "--instance", "x", "--", "h::m", "/copy"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %q\nwant %q", got, want)

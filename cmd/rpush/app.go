@@ -45,6 +45,7 @@ type Config struct {
 	Queue   int // batches waiting per target before further ones are spooled
 
 	Instance       string        // --instance: the metrics' instance label
+	StopOnRefusal  bool          // --stop-on-refusal
 	StatusFile     string        // JSON (or Prometheus text for *.prom) per target
 	StatusInterval time.Duration // how often it is rewritten
 }
@@ -60,6 +61,7 @@ var exitStatus = []base.Status{
 
 func newApp() *cli.App {
 	flags := append(pushflags.Flags(),
+		&cli.BoolFlag{Name: "stop-on-refusal", Usage: "stop (exit 1, after running or spooling what was read) when a target refuses the configuration: wrong password, unknown module, refused option (inopipe-run sets it)"},
 		&cli.BoolFlag{Name: "check", Usage: "probe each TARGET once (rsync --list-only, with every option given) and exit: 1 if one refuses the configuration"},
 		&cli.BoolFlag{Name: "init", Usage: "run a full sync of each root to each target before its first batch (sersync -r)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print result lines for failures only"},
@@ -93,7 +95,7 @@ func newApp() *cli.App {
 				return check(c.Context, p, targets, c.App.ErrWriter)
 			}
 			cfg := &Config{Targets: targets, Quiet: c.Bool("quiet"), Init: c.Bool("init"), Strict: c.Bool("strict"), Grace: c.Duration("grace"), Queue: c.Int("queue"),
-				StatusFile: c.String("status-file"), Instance: c.String("instance"), StatusInterval: c.Duration("status-interval")}
+				StatusFile: c.String("status-file"), Instance: c.String("instance"), StopOnRefusal: c.Bool("stop-on-refusal"), StatusInterval: c.Duration("status-interval")}
 			if cfg.StatusInterval <= 0 {
 				return base.Usagef("--status-interval must be positive")
 			}
@@ -159,7 +161,24 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 			log.Warnf("write results: %v (syncing goes on)", err)
 		}
 	}
-	eng := dispatch.New(dispatch.Config{Targets: cfg.Targets, Queue: cfg.Queue, Init: cfg.Init, Grace: cfg.Grace,
+	// Reading stops at EOF, at a signal, or (--stop-on-refusal) when a
+	// target refuses the configuration.
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	refused := ""
+	var refusedMu sync.Mutex
+	var onRefusal func(rsync.Target, string)
+	if cfg.StopOnRefusal {
+		onRefusal = func(t rsync.Target, why string) {
+			refusedMu.Lock()
+			refused = t.Spec + ": " + why
+			refusedMu.Unlock()
+			log.Errorf("%s refuses the configuration (%s); stopping: what was read is run or spooled", t.Spec, why)
+			stopReading()
+		}
+	}
+	eng := dispatch.New(dispatch.Config{
+		OnRefusal: onRefusal, Targets: cfg.Targets, Queue: cfg.Queue, Init: cfg.Init, Grace: cfg.Grace,
 		Progress: base.IsTerminal(stderr),
 		// A target that comes back gets what the spool holds for it now,
 		// not at the next failreplay timer (which stays as the backstop).
@@ -180,7 +199,7 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	}
 	// The reader ends at EOF, or once ctx is done, after handing over
 	// every line it has read (base.StopReader).
-	in, closeIn := base.StopReader(ctx, stdin)
+	in, closeIn := base.StopReader(readCtx, stdin)
 	readErr := read(cfg, in, eng.Dispatch, log)
 	closeIn()
 	sum := eng.Close()
@@ -188,9 +207,15 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 	for _, o := range sum.Owed {
 		log.Errorf("%v could be neither delivered nor spooled", o)
 	}
+	refusedMu.Lock()
+	why := refused
+	refusedMu.Unlock()
 	switch {
 	case readErr != nil:
 		return readErr
+	case why != "":
+		return (&base.Error{Code: base.ExitError, Err: fmt.Errorf("stopped: %s", why)}).
+			WithHint("fix the target's configuration (password file, module name, refused options), then restart: inopipe-run --check tells")
 	case len(sum.Owed) > 0:
 		return (&base.Error{Code: base.ExitError, Err: fmt.Errorf("%d (target, root) pair(s) lost batches that are not in the spool %s", len(sum.Owed), sp.Dir)}).
 			WithHint("free the spool's filesystem, then restart the pipeline with inowait --resync (inopipe-run does) so that a full sync covers them")

@@ -75,6 +75,14 @@ type Config struct {
 	// Behind tells, at start, whether t has batches in the spool from
 	// before (nil: none).
 	Behind func(t rsync.Target) bool
+
+	// OnRefusal, when set, is called once when a target refuses the
+	// configuration (a wrong password, an unknown module, a refused
+	// option: push.Report.Refusal), which no retry cures. rpush
+	// --stop-on-refusal stops reading there, so that the supervisor stops
+	// the pipeline and the operator learns at once, as lsyncd does. The
+	// batch is spooled as any other.
+	OnRefusal func(t rsync.Target, err string)
 }
 
 // Summary is what Close reports.
@@ -107,6 +115,8 @@ type Engine struct {
 	cancelRuns context.CancelFunc
 	stopping   chan struct{} // closed by Stop
 	stopOnce   sync.Once
+
+	refusalOnce sync.Once
 
 	workers []*worker
 	wg      sync.WaitGroup
@@ -360,6 +370,9 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	rep := e.p.Push(e.runCtx, w.target, b)
 	r.OK, r.Exit, r.Paths, r.Bytes, r.Attempts, r.Error = rep.OK, rep.Exit, rep.Paths, rep.Bytes, rep.Attempts, rep.Err
 	r.Seconds = rep.Elapsed.Seconds()
+	if !rep.OK && rep.Refusal && e.cfg.OnRefusal != nil {
+		e.refusalOnce.Do(func() { e.cfg.OnRefusal(w.target, rep.Err) })
+	}
 	if !rep.OK {
 		switch rep.Class {
 		case rsync.Dangerous:

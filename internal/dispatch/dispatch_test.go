@@ -390,3 +390,21 @@ func TestCatchUpWhenTargetReturns(t *testing.T) {
 		t.Fatalf("stderr:\n%s", r.log)
 	}
 }
+
+// A refusal (wrong password after start) is reported once, to OnRefusal.
+func TestRefusalReportedOnce(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	r := newRig(t, Config{Targets: targets(t, "/a"), Queue: 100, OnRefusal: func(tg rsync.Target, why string) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, tg.Spec+" "+why)
+	}}, func(context.Context, rsync.Target, *event.Batch) push.Report {
+		return push.Report{Exit: rsync.ExitStartClient, Class: rsync.Spool, Refusal: true, Err: "@ERROR: auth failed on module data"}
+	})
+	r.e.Dispatch(batch(1))
+	r.e.Dispatch(batch(2))
+	if s := r.e.Close(); s.Spooled != 2 || len(got) != 1 || !strings.Contains(got[0], "auth failed") {
+		t.Fatalf("summary %+v, refusals %q", s, got)
+	}
+}

@@ -46,6 +46,7 @@ type Report struct {
 	OK       bool
 	Exit     int
 	Class    rsync.Class
+	Refusal  bool // the target refused the configuration (rsync.Refusal)
 	Err      string
 	Attempts int
 	Paths    int
@@ -150,7 +151,7 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		r.Bytes += c.Bytes
 		r.Attempts = max(r.Attempts, c.Attempts)
 		if !c.OK && r.OK {
-			r.OK, r.Exit, r.Class, r.Err = false, c.Exit, c.Class, c.Err
+			r.OK, r.Exit, r.Class, r.Err, r.Refusal = false, c.Exit, c.Class, c.Err, c.Refusal
 		}
 	}
 	if len(list.Errors) > 0 {
@@ -383,7 +384,8 @@ func (p *Pusher) once(ctx context.Context, t rsync.Target, opts rsync.Options, s
 		run.Stdin = rsync.FilterRules(paths)
 	}
 	o := p.Runner.Run(ctx, run)
-	r := Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Class: rsync.Classify(o.Exit, o.Stderr)}
+	r := Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Class: rsync.Classify(o.Exit, o.Stderr),
+		Refusal: o.Err == nil && rsync.Refusal(o.Exit, o.Stderr)}
 	if o.Err != nil {
 		r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)
 	} else if o.Exit != 0 {

@@ -70,6 +70,20 @@ func Classify(code int, stderr string) Class {
 	return Spool
 }
 
+// Refusal reports whether a failure is the receiver refusing the
+// configuration itself (a wrong password, an unknown module, a refused
+// option, a syntax error): no retry and no replay will cure it, the
+// operator must act.
+func Refusal(code int, stderr string) bool {
+	switch code {
+	case ExitSyntax, ExitUnsupported:
+		return true
+	case ExitStartClient:
+		return !strings.Contains(stderr, "max connections")
+	}
+	return false
+}
+
 // Hint is advice for the operator on a failure rsync's own words do not
 // explain, or "".
 func Hint(code int, stderr string) string {
