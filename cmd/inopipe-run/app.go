@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -50,13 +51,14 @@ const (
 	ModeReplay             // failreplay of the spool
 	ModeFull               // failreplay --full of SOURCE to every target
 	ModeCheck              // parse, probe, start nothing
+	ModeStatus             // print the status file for a person
 )
 
 func newApp() *cli.App {
 	return base.WithExitStatus(exitStatus, &cli.App{
 		Name:            "inopipe-run",
 		Usage:           "run one supervised inopipe pipeline from /etc/inopipe/NAME.env",
-		UsageText:       "inopipe-run [--replay|--full|--check] /etc/inopipe/NAME.env",
+		UsageText:       "inopipe-run [--replay|--full|--check|--status] /etc/inopipe/NAME.env",
 		Description:     description,
 		Version:         base.Version,
 		HideHelpCommand: true,
@@ -64,6 +66,7 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "replay", Usage: "replay the spool with failreplay, for this config's SOURCE and TARGETS"},
 			&cli.BoolFlag{Name: "full", Usage: "replay, then a full sync of SOURCE to every target of the config (sersync's crontab)"},
 			&cli.BoolFlag{Name: "check", Usage: "read the config and probe every target; start nothing"},
+			&cli.BoolFlag{Name: "status", Usage: "print the pipeline's STATUS_FILE for a person: per target, what was delivered, what waits, the lag, the last error"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := base.CheckArgs(c); err != nil {
@@ -77,18 +80,21 @@ func newApp() *cli.App {
 			for _, m := range []struct {
 				flag string
 				mode Mode
-			}{{"replay", ModeReplay}, {"full", ModeFull}, {"check", ModeCheck}} {
+			}{{"replay", ModeReplay}, {"full", ModeFull}, {"check", ModeCheck}, {"status", ModeStatus}} {
 				if c.Bool(m.flag) {
 					mode = m.mode
 					n++
 				}
 			}
 			if n > 1 {
-				return base.Usagef("--replay, --full and --check exclude each other")
+				return base.Usagef("--replay, --full, --check and --status exclude each other")
 			}
 			cfg, err := load(c.Args().First())
 			if err != nil {
 				return err
+			}
+			if mode == ModeStatus {
+				return showStatus(cfg, time.Now(), c.App.Writer)
 			}
 			return run(c.Context, mode, cfg, c.App.ErrWriter)
 		},
