@@ -72,6 +72,9 @@ var exitStatus = []base.Status{
 
 func newApp() *cli.App {
 	return base.WithExitStatus(exitStatus, &cli.App{
+		// Read the command line as inotifywait's getopt_long does: the
+		// tutorials put options after the path (issue 14).
+		Metadata:               map[string]any{"getopt": true},
 		Name:                   "inowait",
 		Usage:                  "watch files and directory trees, print events as JSON lines",
 		UsageText:              "inowait [options] FILE|DIR|@EXCLUDE...",

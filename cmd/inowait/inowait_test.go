@@ -110,7 +110,10 @@ func TestExitCodes(t *testing.T) {
 		{"timeout", []string{"-q", "-t", "1", dir}, 2, ""},
 		{"missing path", []string{"-q", filepath.Join(dir, "nope")}, 1, "inowait: error: couldn't watch"},
 		{"bad event", []string{"-e", "bogus", dir}, 1, `inowait: error: unknown event "bogus" is not a valid event`},
-		{"flag after arg", []string{dir, "--exclude", "x"}, 1, `option "--exclude" after argument`},
+		// as inotifywait's getopt_long reads them (issue 14)
+		{"options after the path", []string{dir, "--exclude", "x", "-t1"}, 2, ""},
+		{"typo -format", []string{"-format", "%w", dir}, 1, "invalid option -- 'f'"},
+		{"ambiguous abbreviation", []string{"--tim", "1", dir}, 1, "option '--tim' is ambiguous"},
 		{"no files", []string{"-m"}, 1, "no files specified"},
 		{"csv and format", []string{"-c", "--format", "%w", dir}, 1, "-c and --format cannot both be specified"},
 		{"T without timefmt", []string{"--format", "%T", dir}, 1, "--timefmt was not specified"},

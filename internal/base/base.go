@@ -109,6 +109,15 @@ func Run(ctx context.Context, app *cli.App, args []string, usageCode int) int {
 	// Every tool takes --no-timestamps; it is passed on through the
 	// environment, to the tool's Log and to the stages inopipe-run starts.
 	app.Flags = append(app.Flags, &cli.BoolFlag{Name: "no-timestamps", Usage: "no time before each line on stderr (none either when stderr is the journal)"})
+	if getopt, _ := app.Metadata["getopt"].(bool); getopt {
+		// GNU getopt_long's reading (see Getopt): options after operands,
+		// clusters with attached values, unique prefixes.
+		var err error
+		if args, err = Getopt(app.Flags, args); err != nil {
+			return Report(app.ErrWriter, app.Name, &UsageError{Err: err}, usageCode)
+		}
+		app.Metadata["args"] = args
+	}
 	before := app.Before
 	app.Before = func(c *cli.Context) error {
 		if c.Bool("no-timestamps") {
