@@ -7,12 +7,12 @@ BINDIR   = $(DESTDIR)$(PREFIX)/bin
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
-LDFLAGS  = -X github.com/inopipe/inopipe/internal/base.Version=$(VERSION)
+LDFLAGS  = -X github.com/inopipe/inopipe/internal/base.Version=$(VERSION) $(LDEXTRA)
 # Stretch every bounded wait in the tests on a slow machine, e.g. 2m.
 INOWAIT_TEST_TIMEOUT ?= 60s
 export INOWAIT_TEST_TIMEOUT
 
-.PHONY: all build deps test unit e2e fuzz vet lint cover bench install demo man clean
+.PHONY: all build deps test unit e2e fuzz vet lint cover bench install deb demo man clean
 
 all: build
 
@@ -100,6 +100,11 @@ install: build
 		sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(UNITDIR)/$$(basename $$u) && chmod 0644 $(UNITDIR)/$$(basename $$u); done
 	for t in $(wildcard-tools); do install -m 0644 completions/inopipe.bash $(BASHCOMP)/$$t; done
 	install -m 0644 completions/_inopipe $(ZSHCOMP)/_inopipe
+
+# A Debian package (dpkg-deb), checked with lintian: inopipe_VERSION_ARCH.deb
+deb:
+	@command -v lintian >/dev/null || scripts/deps.sh lintian
+	scripts/deb.sh
 
 demo: deps build
 	scripts/demo.sh
