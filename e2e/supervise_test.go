@@ -207,10 +207,11 @@ func TestSystemdUnits(t *testing.T) {
 
 // TestInstallAndCompletion: make install into a DESTDIR puts every piece
 // in place (units pointing at PREFIX), and the bash completion offers each
-// tool's own flags.
+// tool's own flags. "-o build": the binaries make test built are installed
+// as they are; the test does not rebuild the repository's bin/.
 func TestInstallAndCompletion(t *testing.T) {
 	dest := t.TempDir()
-	out, err := exec.Command("make", "-s", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/usr").CombinedOutput()
+	out, err := exec.Command("make", "-s", "-C", "..", "-o", "build", "install", "DESTDIR="+dest, "PREFIX=/usr").CombinedOutput()
 	if err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -260,4 +261,49 @@ func TestOverflowAsUnprivileged(t *testing.T) {
 	clitest.Eventually(t, "an overflow warning", func() bool {
 		return strings.Contains(errb.String(), "queue overflowed") && strings.Contains(errb.String(), "raise fs.inotify.max_queued_events (now ")
 	})
+}
+
+// -q prints only events (no watch-setup messages), -qq prints nothing,
+// not even the event, as inotifywait; the count comes from the command
+// line as getopt reads it (-q -q, -qq, -mqq, --quiet --quiet).
+func TestQuietLevels(t *testing.T) {
+	dir := t.TempDir()
+	if r := clitest.Run(t, "", inowait(), "-t", "1", dir); r.Code != 2 || !strings.Contains(r.Stderr, "watches established") {
+		t.Fatalf("no -q: exit %d stderr %q", r.Code, r.Stderr)
+	}
+	if r := clitest.Run(t, "", inowait(), "-q", "-t", "1", dir); r.Code != 2 || strings.Contains(r.Stderr, "watches") {
+		t.Fatalf("-q: exit %d stderr %q", r.Code, r.Stderr)
+	}
+	for _, q := range [][]string{{"-qq"}, {"-q", "-q"}, {"--quiet", "--quiet"}, {"-mqq"}} {
+		args := append(append([]string{}, q...), "-e", "create", dir)
+		cmd := exec.Command(inowait(), args...)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		deadline := time.After(clitest.Timeout())
+		// With -qq there is no "watches established" to wait for: make
+		// events until inowait has seen one (or, with -m, for a while).
+	loop:
+		for i := 0; ; i++ {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%s%d", strings.Join(q, ""), i)), nil, 0o644)
+			select {
+			case <-done:
+				break loop
+			case <-deadline:
+				cmd.Process.Kill()
+				t.Fatalf("%q: did not exit", q)
+			case <-time.After(20 * time.Millisecond):
+				if q[0] == "-mqq" && i > 20 {
+					cmd.Process.Signal(syscall.SIGTERM)
+				}
+			}
+		}
+		if out.Len() != 0 || errb.Len() != 0 {
+			t.Errorf("%q printed stdout %q stderr %q", q, out.String(), errb.String())
+		}
+	}
 }

@@ -3,6 +3,7 @@
 package inotify
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -401,7 +402,7 @@ func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
 			}
 			typ := buf[18]
 			nameb := buf[19:reclen]
-			if i := indexByte(nameb, 0); i >= 0 {
+			if i := bytes.IndexByte(nameb, 0); i >= 0 {
 				nameb = nameb[:i]
 			}
 			buf = buf[reclen:]
@@ -443,15 +444,6 @@ func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
 		}
 	}
 	return nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func dtFromMode(m uint32) uint8 {
@@ -672,7 +664,7 @@ func (w *Watcher) fill() (bool, error) {
 			return false, errors.New("read inotify: short record")
 		}
 		name := buf[unix.SizeofInotifyEvent:end]
-		if i := indexByte(name, 0); i >= 0 {
+		if i := bytes.IndexByte(name, 0); i >= 0 {
 			name = name[:i]
 		}
 		w.seq++
