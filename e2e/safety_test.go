@@ -347,3 +347,24 @@ func TestSafetySubmountGone(t *testing.T) {
 		t.Fatalf("stderr:\n%s", stderr.String())
 	}
 }
+
+// Case 7, evfilter: every event it read is written before it exits.
+func TestSafetySigtermEvfilterKeepsWhatItRead(t *testing.T) {
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(bin("evfilter"))
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	consumed, split, code := streamThenTerm(t, cmd, func(i int) string {
+		return fmt.Sprintf(`{"root":"/data/","watch":"/data/","name":"f%07d","path":"/data/f%07d","events":["CLOSE_WRITE","CLOSE"]}`+"\n", i, i)
+	}, 5000)
+	got := map[int]bool{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		_, name, ok := strings.Cut(l, `"name":"f`)
+		var i int
+		if _, err := fmt.Sscanf(name, "%07d", &i); ok && err == nil {
+			got[i] = true
+		}
+	}
+	if missing := missing(consumed, got); missing > 0 || code != 0 {
+		t.Fatalf("exit %d; %d of %d events read were not written (split line %d)\n%s", code, missing, len(consumed), split, &stderr)
+	}
+}

@@ -134,47 +134,41 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 // base.StopReader); it gives up only when the loop has ended (loopDone).
 func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []event.Event, log *base.Log) error {
 	d := event.NewDecoder(stdin)
-	var rec event.Record
 	chunk := make([]event.Event, 0, 256)
-	send := func() bool {
+	errLoopDone := errors.New("loop done")
+	// send hands the events read so far to the loop; before a read that may
+	// block, and when a chunk is full.
+	send := func() error {
 		if len(chunk) == 0 {
-			return true
+			return nil
 		}
 		select {
 		case in <- chunk:
 			chunk = make([]event.Event, 0, 256)
-			return true
+			return nil
 		case <-loopDone:
-			return false
+			return errLoopDone
 		}
 	}
-	for {
-		if d.Buffered() == 0 || len(chunk) == cap(chunk) {
-			if !send() {
-				return nil
-			}
-		}
-		err := d.Next(&rec)
-		if err == io.EOF {
-			send()
-			return nil
-		}
-		var le *event.LineError
-		if err != nil && !errors.As(err, &le) {
-			send()
-			return base.Errorf(base.ExitError, "read: %w", err)
-		}
-		if le == nil && rec.Kind != event.KindEvent {
-			le = &event.LineError{Line: d.Line(), Err: errors.New("not an event record")}
-		}
-		if le != nil {
-			log.Errorf("%v", le)
-			if cfg.Strict {
-				send()
-				return base.Exit(base.ExitBadInput)
-			}
-			continue
+	err := d.Each(cfg.Strict, send, func(le *event.LineError) { log.Errorf("%v", le) }, func(rec *event.Record) error {
+		if rec.Kind != event.KindEvent {
+			return &event.LineError{Line: d.Line(), Err: event.ErrNotEvent}
 		}
 		chunk = append(chunk, rec.Event)
+		if len(chunk) == cap(chunk) {
+			return send()
+		}
+		return nil
+	})
+	if err == errLoopDone {
+		return nil
 	}
+	send()
+	switch {
+	case errors.Is(err, event.ErrStrict):
+		return base.Exit(base.ExitBadInput)
+	case err != nil:
+		return base.Errorf(base.ExitError, "read: %w", err)
+	}
+	return nil
 }

@@ -122,16 +122,18 @@ func configFrom(c *cli.Context) (*Config, error) {
 	return cfg, nil
 }
 
-var errNotEvent = errors.New("not an event record")
-
 // run filters stdin to stdout until EOF. Lines are copied unchanged, and
 // flushed whenever no more input is waiting, so latency stays low.
 func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := base.NewLog("evfilter", stderr)
-	in := event.NewDecoder(stdin)
+	// On SIGTERM evfilter stops reading but writes every line it has read
+	// (base.StopReader), as every stage does.
+	src, closeIn := base.StopReader(ctx, stdin)
+	defer closeIn()
+	in := event.NewDecoder(src)
 	out := bufio.NewWriterSize(stdout, 64*1024)
 	stats := map[string]int{}
-	var nin, nout, bad int
+	var nin, nout, nbad int
 	defer func() {
 		if cfg.Stats {
 			keys := make([]string, 0, len(stats))
@@ -139,58 +141,53 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			msg := fmt.Sprintf("in %d, out %d, malformed %d", nin, nout, bad)
+			msg := fmt.Sprintf("in %d, out %d, malformed %d", nin, nout, nbad)
 			for _, k := range keys {
 				msg += fmt.Sprintf(", %s %d", k, stats[k])
 			}
 			log.Infof("%s", msg)
 		}
 	}()
-	var rec event.Record
 	in.SkipTime(true) // lines pass through unchanged
-	for {
-		if in.Buffered() == 0 {
-			if err := out.Flush(); err != nil {
-				return base.Errorf(base.ExitError, "write: %w", err)
-			}
+	flush := func() error {
+		if err := out.Flush(); err != nil {
+			return base.Errorf(base.ExitError, "write: %w", err)
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		err := in.Next(&rec)
-		if err == io.EOF {
-			break
-		}
-		var le *event.LineError
-		if err != nil && !errors.As(err, &le) {
-			return base.Errorf(base.ExitError, "read: %w", err)
+		return nil
+	}
+	bad := func(le *event.LineError) {
+		nin++
+		nbad++
+		log.Errorf("%v", le)
+	}
+	err := in.Each(cfg.Strict, flush, bad, func(rec *event.Record) error {
+		if rec.Kind != event.KindEvent {
+			return &event.LineError{Line: in.Line(), Err: event.ErrNotEvent}
 		}
 		nin++
-		if le == nil && rec.Kind != event.KindEvent {
-			le = &event.LineError{Line: in.Line(), Err: errNotEvent}
-		}
-		if le != nil {
-			bad++
-			log.Errorf("%v", le)
-			if cfg.Strict {
-				out.Flush()
-				return base.Exit(base.ExitBadInput)
-			}
-			continue
-		}
 		keep, reason := cfg.Set.Decide(&rec.Event)
 		if cfg.Invert && reason != filter.ReasonControl {
 			keep = !keep
 		}
 		stats[reason]++
 		if !keep {
-			continue
+			return nil
 		}
 		nout++
 		out.Write(in.Raw())
 		if err := out.WriteByte('\n'); err != nil {
 			return base.Errorf(base.ExitError, "write: %w", err)
 		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, event.ErrStrict):
+		out.Flush()
+		return base.Exit(base.ExitBadInput)
+	case err != nil && !errors.As(err, new(*base.Error)):
+		return base.Errorf(base.ExitError, "read: %w", err)
+	case err != nil:
+		return err
 	}
 	if err := out.Flush(); err != nil {
 		return base.Errorf(base.ExitError, "write: %w", err)

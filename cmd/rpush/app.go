@@ -262,30 +262,13 @@ func check(ctx context.Context, p *push.Pusher, targets []rsync.Target, stderr i
 // read decodes stdin: batches as they are, bare events as batches of one.
 func read(cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.Log) error {
 	d := event.NewDecoder(stdin)
-	var rec event.Record
 	var seq uint64
-	for {
-		err := d.Next(&rec)
-		if err == io.EOF {
-			return nil
-		}
-		var le *event.LineError
-		if errors.As(err, &le) {
-			log.Errorf("%v", le)
-			if cfg.Strict {
-				return base.Exit(base.ExitBadInput)
-			}
-			continue
-		}
-		if err != nil {
-			return base.Errorf(base.ExitError, "read: %w", err)
-		}
+	err := d.Each(cfg.Strict, nil, func(le *event.LineError) { log.Errorf("%v", le) }, func(rec *event.Record) error {
 		switch rec.Kind {
 		case event.KindBatch:
 			b := rec.Batch
 			if b.Root == "" {
-				log.Errorf("line %d: batch without root", d.Line())
-				continue
+				return &event.LineError{Line: d.Line(), Err: errors.New("batch without root")}
 			}
 			dispatch(&b)
 		case event.KindEvent:
@@ -294,7 +277,15 @@ func read(cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.L
 				dispatch(&b)
 			}
 		default:
-			log.Errorf("line %d: a result line is not input for rpush", d.Line())
+			return &event.LineError{Line: d.Line(), Err: errors.New("a result line is not input for rpush")}
 		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, event.ErrStrict):
+		return base.Exit(base.ExitBadInput)
+	case err != nil:
+		return base.Errorf(base.ExitError, "read: %w", err)
 	}
+	return nil
 }

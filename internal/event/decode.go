@@ -672,3 +672,47 @@ func (p *parser) skip(depth int) error {
 // Buffered returns the number of input bytes read but not yet decoded;
 // when it is 0 the next read may block, so a filter should flush first.
 func (d *Decoder) Buffered() int { return d.r.Buffered() }
+
+// ErrStrict ends Each at the first malformed line when it runs strict.
+var ErrStrict = errors.New("event: malformed input line (strict)")
+
+// ErrNotEvent is the LineError of a record of another kind where events
+// are expected.
+var ErrNotEvent = errors.New("not an event record")
+
+// Each is the read loop every stage runs: it decodes records until the
+// end of the input and calls fn for each. Before a read that may block
+// (nothing left buffered) it calls idle, where a stage flushes its output.
+// A malformed line, or one fn rejects by returning a *LineError, goes to
+// bad and the loop goes on; with strict it then stops with ErrStrict. Any
+// other error from fn, idle or the input ends the loop and is returned.
+// idle and bad may be nil.
+func (d *Decoder) Each(strict bool, idle func() error, bad func(*LineError), fn func(*Record) error) error {
+	var rec Record
+	for {
+		if idle != nil && d.Buffered() == 0 {
+			if err := idle(); err != nil {
+				return err
+			}
+		}
+		err := d.Next(&rec)
+		if err == io.EOF {
+			return nil
+		}
+		var le *LineError
+		if err == nil {
+			if err = fn(&rec); err == nil {
+				continue
+			}
+		}
+		if !errors.As(err, &le) {
+			return err
+		}
+		if bad != nil {
+			bad(le)
+		}
+		if strict {
+			return ErrStrict
+		}
+	}
+}

@@ -337,3 +337,31 @@ func FuzzDecodeDifferential(f *testing.F) {
 		}
 	})
 }
+
+// Each: every record to fn, malformed lines and rejected kinds to bad,
+// idle before a read that may block, strict stops at the first bad line.
+func TestEach(t *testing.T) {
+	in := `{"seq":1,"root":"/d/","sync":[],"delete":[]}` + "\nnot json\n" + `{"seq":2,"root":"/d/","target":"x"}` + "\n" + `{"seq":3,"root":"/d/","sync":[],"delete":[]}` + "\n"
+	for _, strict := range []bool{false, true} {
+		d := NewDecoder(iotest.OneByteReader(strings.NewReader(in)))
+		var seqs []uint64
+		var bad []int
+		idle := 0
+		err := d.Each(strict, func() error { idle++; return nil }, func(le *LineError) { bad = append(bad, le.Line) }, func(r *Record) error {
+			if r.Kind != KindBatch {
+				return &LineError{Line: d.Line(), Err: errors.New("not a batch")}
+			}
+			seqs = append(seqs, r.Batch.Seq)
+			return nil
+		})
+		switch {
+		case !strict && (err != nil || !reflect.DeepEqual(seqs, []uint64{1, 3}) || !reflect.DeepEqual(bad, []int{2, 3})):
+			t.Errorf("lenient: %v %v %v", err, seqs, bad)
+		case strict && (!errors.Is(err, ErrStrict) || !reflect.DeepEqual(seqs, []uint64{1}) || !reflect.DeepEqual(bad, []int{2})):
+			t.Errorf("strict: %v %v %v", err, seqs, bad)
+		}
+		if idle == 0 {
+			t.Error("idle never called")
+		}
+	}
+}
