@@ -109,9 +109,13 @@ deb:
 demo: deps build
 	scripts/demo.sh
 
-# Check that every man page renders without a roff warning.
+# Check that every man page renders without a roff warning, and fits an
+# 80-column terminal.
 man:
 	@for m in man/*.[178]; do groff -t -ww -z -man $$m || exit 1; done
+	@if command -v man >/dev/null; then for m in man/*.[178]; do \
+		w=$$(MANWIDTH=80 man -l $$m 2>/dev/null | wc -L); \
+		[ "$$w" -le 80 ] || { echo "$$m: a line is $$w columns wide (80 at most)"; exit 1; }; done; fi
 
 clean:
 	rm -rf bin
