@@ -10,6 +10,7 @@ import (
 
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/event"
 )
 
 // rpush in-process against local directory targets and the real rsync.
@@ -64,5 +65,43 @@ func TestRunUsageAndInput(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstderr %s", r.Code, c.code, r.Stderr)
 			}
 		})
+	}
+}
+
+// Issue 12: --log-files records every file a run changed, with rsync's
+// itemized change, names exact (a newline, a byte that is not UTF-8).
+func TestLogFiles(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	odd := "new\nline \xff"
+	os.WriteFile(filepath.Join(src, odd), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(src, "plain"), []byte("y"), 0o644)
+	os.WriteFile(filepath.Join(tgt, "gone"), []byte("z"), 0o644)
+	log := filepath.Join(t.TempDir(), "files.jsonl")
+	b := event.Batch{Seq: 7, Root: src + "/", Sync: []string{odd, "plain"}, Delete: []string{"gone"}}
+	r := clitest.RunApp(t, newApp(), base.ExitUsage, string(event.AppendBatch(nil, &b)), "--spool", spool, "--log-files", log, tgt)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		// the path field goes through the event codec (exact bytes)
+		i := strings.Index(line, `"path":`)
+		var rec event.Record
+		if err := event.Unmarshal([]byte(`{"seq":1,"root":"/","sync":[`+line[i+len(`"path":`):len(line)-1]+`]}`), &rec); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		change := line[strings.Index(line, `"change":"`)+len(`"change":"`):]
+		change = change[:strings.IndexByte(change, '"')]
+		got[rec.Batch.Sync[0]] = change
+		if !strings.Contains(line, `"seq":7`) || !strings.Contains(line, `"target":"`+tgt+`"`) {
+			t.Errorf("record %s", line)
+		}
+	}
+	if got[odd] != ">f+++++++++" || got["plain"] != ">f+++++++++" || got["gone"] != "*deleting" {
+		t.Fatalf("records %q\n%s", got, data)
 	}
 }

@@ -33,6 +33,9 @@ type Pusher struct {
 	MaxDelete int           // refuse a batch that would delete more than this (0: no limit)
 	Sleep     func(ctx context.Context, d time.Duration) error
 	Warnf     func(format string, a ...any) // operator messages (may be nil)
+	// OnFiles, when set, receives what each Push changed on the target,
+	// file by file (set Opts.ListFiles too): the --log-files record.
+	OnFiles func(t rsync.Target, b *event.Batch, files []rsync.FileChange)
 
 	// Gate is the source check every run passes, every attempt.
 	Gate Gate
@@ -51,7 +54,8 @@ type Report struct {
 	Attempts int
 	Paths    int
 	Bytes    int64
-	Deleted  int64 // from --stats, -1 unknown (read for dry runs)
+	Deleted  int64              // from --stats, -1 unknown (read for dry runs)
+	Files    []rsync.FileChange // what the runs changed (Opts.ListFiles)
 	Elapsed  time.Duration
 }
 
@@ -149,6 +153,7 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 	}
 	for _, c := range reports {
 		r.Bytes += c.Bytes
+		r.Files = append(r.Files, c.Files...)
 		r.Attempts = max(r.Attempts, c.Attempts)
 		if !c.OK && r.OK {
 			r.OK, r.Exit, r.Class, r.Err, r.Refusal = false, c.Exit, c.Class, c.Err, c.Refusal
@@ -160,6 +165,9 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 			msg = r.Err + "; " + msg
 		}
 		r.Err = msg
+	}
+	if p.OnFiles != nil && len(r.Files) > 0 {
+		p.OnFiles(t, b, r.Files)
 	}
 	r.Elapsed = time.Since(start)
 	return r
@@ -384,7 +392,7 @@ func (p *Pusher) once(ctx context.Context, t rsync.Target, opts rsync.Options, s
 		run.Stdin = rsync.FilterRules(paths)
 	}
 	o := p.Runner.Run(ctx, run)
-	r := Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Class: rsync.Classify(o.Exit, o.Stderr),
+	r := Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Files: o.Files, Class: rsync.Classify(o.Exit, o.Stderr),
 		Refusal: o.Err == nil && rsync.Refusal(o.Exit, o.Stderr)}
 	if o.Err != nil {
 		r.Err = fmt.Sprintf("run %s: %v", p.Binary, o.Err)

@@ -87,6 +87,9 @@ type Options struct {
 	// IgnoreTimes sends files even when size and mtime match the target's
 	// (--ignore-times): for paths the kernel reported written.
 	IgnoreTimes bool
+	// ListFiles asks rsync to name every file it changes (--out-format
+	// with FileMark; see Files).
+	ListFiles bool
 }
 
 // Mode is how the path list reaches rsync.
@@ -166,6 +169,9 @@ func Args(o Options, t Target, src string, mode Mode) []string {
 	if o.IgnoreTimes {
 		a = append(a, "--ignore-times")
 	}
+	if o.ListFiles && !o.DryRun {
+		a = append(a, "--out-format="+FileMark+"%i %n%L")
+	}
 	a = append(a, "--stats")
 	a = append(a, o.Extra...)
 	return append(a, strings.TrimSuffix(src, "/")+"/", t.Dest)
@@ -197,6 +203,60 @@ func ProbeArgs(o Options, t Target) []string {
 	}
 	a = append(a, o.Extra...)
 	return append(a, t.Dest)
+}
+
+// FileMark starts each line rsync prints for a changed file (ListFiles),
+// so that those lines are told from --stats and from anything the
+// operator's options print.
+const FileMark = "inopipe-file: "
+
+// FileChange is one file a run changed: rsync's itemized change (">f+++++++++"
+// for a new file, "*deleting" for a deletion, see rsync(1) --itemize-changes)
+// and the path relative to the source root (a symlink's " -> target" kept).
+type FileChange struct {
+	Change string
+	Path   string
+}
+
+// Files reads the FileMark lines of rsync's standard output. rsync writes
+// a byte that is not printable in a name as \#ooo (octal); it is decoded
+// back, so a name with a newline or invalid UTF-8 comes out exact.
+func Files(stdout []byte) []FileChange {
+	var out []FileChange
+	for _, line := range strings.Split(string(stdout), "\n") {
+		rest, ok := strings.CutPrefix(line, FileMark)
+		if !ok {
+			continue
+		}
+		change, name, ok := strings.Cut(rest, " ")
+		if !ok {
+			continue
+		}
+		if change == "*deleting" {
+			name = strings.TrimLeft(name, " ")
+		}
+		out = append(out, FileChange{Change: change, Path: unescapeName(name)})
+	}
+	return out
+}
+
+// unescapeName undoes rsync's \#ooo escapes in a logged name.
+func unescapeName(s string) string {
+	if !strings.Contains(s, `\#`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+5 <= len(s) && s[i+1] == '#' {
+			if n, err := strconv.ParseUint(s[i+2:i+5], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 4
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // SSHCommand is the remote shell for ssh targets: batch mode (never a

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -261,5 +262,29 @@ func TestExecRunnerStats(t *testing.T) {
 	}
 	if o := run(Options{Delete: true, DryRun: true}); o.Deleted != 0 {
 		t.Fatalf("second dry run: deleted %d, want 0", o.Deleted)
+	}
+}
+
+// --log-files: rsync's own lines for changed files, told from --stats,
+// with its \#ooo escapes undone.
+func TestFiles(t *testing.T) {
+	out := []byte(FileMark + ">f+++++++++ www/new.html\n" +
+		FileMark + "*deleting   old.html\n" +
+		FileMark + ".d..t...... www/\n" +
+		FileMark + ">f.st...... odd\\#012name \\#377\n" +
+		FileMark + "cL+++++++++ link -> target\n" +
+		"\nNumber of files: 3\nTotal bytes sent: 10\n")
+	want := []FileChange{{">f+++++++++", "www/new.html"}, {"*deleting", "old.html"}, {".d..t......", "www/"}, {">f.st......", "odd\nname \xff"}, {"cL+++++++++", "link -> target"}}
+	if got := Files(out); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	o := Options{ListFiles: true}
+	tg, _ := ParseTarget("/t")
+	if a := Args(o, tg, "/s/", ModeList); !slices.Contains(a, "--out-format="+FileMark+"%i %n%L") {
+		t.Fatalf("%q", a)
+	}
+	o.DryRun = true
+	if a := Args(o, tg, "/s/", ModeList); slices.ContainsFunc(a, func(s string) bool { return strings.HasPrefix(s, "--out-format") }) {
+		t.Fatalf("dry run lists files: %q", a)
 	}
 }

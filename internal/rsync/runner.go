@@ -25,7 +25,8 @@ type Outcome struct {
 	Exit    int // ExitNotRun when it could not start
 	Stderr  string
 	Bytes   int64
-	Deleted int64 // "Number of deleted files" from --stats; -1 when absent
+	Deleted int64        // "Number of deleted files" from --stats; -1 when absent
+	Files   []FileChange // what the run changed, when Options.ListFiles asked
 	Elapsed time.Duration
 	Err     error // start failure
 }
@@ -89,5 +90,6 @@ func (e ExecRunner) Run(ctx context.Context, r Run) Outcome {
 	}
 	o.Bytes = max(0, statNumber(bytesSent, out.Bytes()))
 	o.Deleted = statNumber(deleted, out.Bytes())
+	o.Files = Files(out.Bytes())
 	return o
 }

@@ -6,13 +6,17 @@ package pushflags
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/push"
 	"github.com/inopipe/inopipe/internal/rsync"
 	"github.com/inopipe/inopipe/internal/spool"
@@ -35,6 +39,7 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, Usage: "split a large batch over `N` concurrent rsync processes per target"},
 		&cli.IntFlag{Name: "retries", Value: 3, Usage: "retry transient failures (daemon down, timeouts) `N` times before spooling"},
 		&cli.DurationFlag{Name: "backoff", Value: time.Second, Usage: "first retry delay; doubles each time, with jitter"},
+		&cli.StringFlag{Name: "log-files", Usage: "append one JSON line per file each rsync run changes to `FILE` (time, target, root, seq, rsync's itemized change, path)"},
 		&cli.IntFlag{Name: "max-delete", Usage: "spool instead of running a batch that deletes more than `N` paths (0: no limit)"},
 	}
 }
@@ -91,5 +96,43 @@ func FromFlags(c *cli.Context, targetArgs []string) (*push.Pusher, []rsync.Targe
 		Retries: c.Int("retries"), Backoff: c.Duration("backoff"),
 		Jobs: c.Int("jobs"), SplitMin: 64, MaxDelete: c.Int("max-delete"),
 	}
+	if name := c.String("log-files"); name != "" {
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, nil, base.Errorf(base.ExitError, "--log-files: %w", err)
+		}
+		// The process keeps it open until it exits.
+		p.Opts.ListFiles = true
+		p.OnFiles = FileLog(f, time.Now)
+	}
 	return p, targets, sp, nil
+}
+
+// FileLog writes --log-files records to w: one JSON line per changed file,
+// each in one Write (O_APPEND keeps concurrent lines whole), names encoded
+// as the event stream encodes them (bytes that are not UTF-8 kept).
+func FileLog(w io.Writer, now func() time.Time) func(rsync.Target, *event.Batch, []rsync.FileChange) {
+	var mu sync.Mutex
+	return func(t rsync.Target, b *event.Batch, files []rsync.FileChange) {
+		stamp := now().UTC().Format(time.RFC3339Nano)
+		mu.Lock()
+		defer mu.Unlock()
+		var line []byte
+		for _, f := range files {
+			line = append(line[:0], `{"time":"`...)
+			line = append(line, stamp...)
+			line = append(line, `","target":`...)
+			line = event.AppendString(line, t.Spec)
+			line = append(line, `,"root":`...)
+			line = event.AppendString(line, b.Root)
+			line = append(line, `,"seq":`...)
+			line = strconv.AppendUint(line, b.Seq, 10)
+			line = append(line, `,"change":`...)
+			line = event.AppendString(line, f.Change)
+			line = append(line, `,"path":`...)
+			line = event.AppendString(line, f.Path)
+			line = append(line, "}\n"...)
+			w.Write(line)
+		}
+	}
 }
