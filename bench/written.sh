@@ -16,24 +16,35 @@ list() { for i in $(seq 1 "$N"); do [ "$i" -gt 1 ] && printf ','; printf '"f%d"'
 printf '{"seq":1,"root":"%s/","sync":[%s],"delete":[]}\n' "$work/src" "$(list)" > "$work/plain.jsonl"
 printf '{"seq":1,"root":"%s/","sync":[%s],"delete":[],"written":[%s]}\n' "$work/src" "$(list)" "$(list)" > "$work/written.jsonl"
 
-# median PREPARE BATCH: seconds of one rpush run after PREPARE set up the target
-median() {
-	local prep=$1 batch=$2 times=() s e
-	for _ in $(seq 1 "$RUNS"); do
-		rm -rf "$work/tgt" && mkdir "$work/tgt"
-		"$prep"
-		sync
-		s=$(date +%s.%N)
-		bin/rpush --spool "$work/spool" --quiet "$work/tgt" < "$work/$batch"
-		e=$(date +%s.%N)
-		times+=("$(echo "$e - $s" | bc)")
+# one PREPARE BATCH: seconds of one rpush run after PREPARE set up the target
+one() {
+	local prep=$1 batch=$2 s e
+	rm -rf "$work/tgt" && mkdir "$work/tgt"
+	"$prep"
+	sync
+	s=$(date +%s.%N)
+	bin/rpush --spool "$work/spool" --quiet "$work/tgt" < "$work/$batch"
+	e=$(date +%s.%N)
+	echo "$e - $s" | bc
+}
+median() { sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"; }
+# pair PREPARE: both batches RUNS times, alternating which goes first (the
+# disk's writeback of one run must not weigh on the other's only)
+pair() {
+	local a=() b=()
+	for r in $(seq 1 "$RUNS"); do
+		if [ $((r % 2)) -eq 1 ]; then
+			a+=("$(one "$1" plain.jsonl)"); b+=("$(one "$1" written.jsonl)")
+		else
+			b+=("$(one "$1" written.jsonl)"); a+=("$(one "$1" plain.jsonl)")
+		fi
 	done
-	printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+	printf '%s %s\n' "$(printf '%s\n' "${a[@]}" | median)" "$(printf '%s\n' "${b[@]}" | median)"
 }
 new() { :; }                                         # an empty target: every file is new
 old() { cp -a "$work/src/." "$work/tgt/"; for f in "$work/tgt"/f*; do printf x | dd of="$f" bs=1 count=1 conv=notrunc status=none; touch -d @1 "$f"; done; }
 same() { cp -a "$work/src/." "$work/tgt/"; }           # written, but the target has it already (touch -r)
 for c in new old same; do
-	a=$(median "$c" plain.jsonl); b=$(median "$c" written.jsonl)
+	read -r a b <<< "$(pair "$c")"
 	echo "$c: quick check ${a}s; --ignore-times ${b}s; ratio $(echo "scale=2; $b / $a" | bc)"
 done
