@@ -71,9 +71,6 @@ func newApp() *cli.App {
 
 // parseConfig turns the command line into a Config.
 func parseConfig(c *cli.Context) (*Config, error) {
-	if err := base.CheckArgs(c); err != nil {
-		return nil, err
-	}
 	if c.NArg() != 1 {
 		return nil, base.Usagef("need exactly one WINDOW argument, e.g. 500ms")
 	}

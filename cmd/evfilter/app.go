@@ -66,9 +66,6 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 3 at the first malformed input line"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := base.CheckArgs(c); err != nil {
-				return err
-			}
 			if c.NArg() > 0 {
 				return base.Usagef("unexpected argument %q (evfilter reads stdin)", c.Args().First())
 			}

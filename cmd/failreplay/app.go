@@ -53,9 +53,6 @@ func newApp() *cli.App {
 		HideHelpCommand: true,
 		Flags:           flags,
 		Action: func(c *cli.Context) error {
-			if err := base.CheckArgs(c); err != nil {
-				return err
-			}
 			var only []spool.Pair
 			switch src := c.String("source"); {
 			case src == "" && c.NArg() > 0:

@@ -69,9 +69,6 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "status", Usage: "print the pipeline's STATUS_FILE for a person: per target, what was delivered, what waits, the lag, the last error"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := base.CheckArgs(c); err != nil {
-				return err
-			}
 			if c.NArg() != 1 {
 				return base.Usagef("want one env file, e.g. /etc/inopipe/www.env")
 			}

@@ -72,9 +72,6 @@ var exitStatus = []base.Status{
 
 func newApp() *cli.App {
 	return base.WithExitStatus(exitStatus, &cli.App{
-		// Read the command line as inotifywait's getopt_long does: the
-		// tutorials put options after the path (issue 14).
-		Metadata:               map[string]any{"getopt": true},
 		Name:                   "inowait",
 		Usage:                  "watch files and directory trees, print events as JSON lines",
 		UsageText:              "inowait [options] FILE|DIR|@EXCLUDE...",
@@ -105,9 +102,6 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "resync", Usage: "emit a RESYNC record per root once watches are in place (for an initial full sync)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := base.CheckArgs(c); err != nil {
-				return err
-			}
 			cfg, err := configFrom(c, quietLevel(c))
 			if err != nil {
 				return err

@@ -81,9 +81,6 @@ func newApp() *cli.App {
 		HideHelpCommand: true,
 		Flags:           flags,
 		Action: func(c *cli.Context) error {
-			if err := base.CheckArgs(c); err != nil {
-				return err
-			}
 			if c.NArg() == 0 {
 				return base.Usagef("no TARGET given")
 			}

@@ -40,9 +40,6 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "spool", Usage: "spool `DIR` for undelivered batches (default /var/spool/inopipe/NAME)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := base.CheckArgs(c); err != nil {
-				return err
-			}
 			if c.NArg() != 1 {
 				return base.Usagef("give exactly one confxml.xml")
 			}

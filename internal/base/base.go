@@ -1,6 +1,6 @@
-// Package base is the command-line plumbing shared by the five inopipe
+// Package base is the command-line plumbing shared by the seven inopipe
 // binaries: the one exit point, the voice on stderr, signal handling and the
-// guard against flags written after arguments.
+// command line read as GNU getopt_long reads it (Getopt).
 //
 // Output rules, followed by every tool:
 //
@@ -24,7 +24,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -109,15 +108,14 @@ func Run(ctx context.Context, app *cli.App, args []string, usageCode int) int {
 	// Every tool takes --no-timestamps; it is passed on through the
 	// environment, to the tool's Log and to the stages inopipe-run starts.
 	app.Flags = append(app.Flags, &cli.BoolFlag{Name: "no-timestamps", Usage: "no time before each line on stderr (none either when stderr is the journal)"})
-	if getopt, _ := app.Metadata["getopt"].(bool); getopt {
-		// GNU getopt_long's reading (see Getopt): options after operands,
-		// clusters with attached values, unique prefixes.
-		var err error
-		if args, err = Getopt(app.Flags, args); err != nil {
-			return Report(app.ErrWriter, app.Name, &UsageError{Err: err}, usageCode)
-		}
-		app.Metadata["args"] = args
+	// Every tool reads its command line as GNU getopt_long does (see
+	// Getopt): options after operands, clusters with attached values,
+	// unique prefixes, "--" ending the options.
+	args, err := Getopt(app.Flags, args)
+	if err != nil {
+		return Report(app.ErrWriter, app.Name, &UsageError{Err: err}, usageCode)
 	}
+	app.Metadata["args"] = args
 	before := app.Before
 	app.Before = func(c *cli.Context) error {
 		if c.Bool("no-timestamps") {
@@ -128,7 +126,7 @@ func Run(ctx context.Context, app *cli.App, args []string, usageCode int) int {
 		}
 		return nil
 	}
-	err := app.RunContext(ctx, args)
+	err = app.RunContext(ctx, args)
 	return Report(app.ErrWriter, app.Name, err, usageCode)
 }
 
@@ -250,31 +248,6 @@ func SignalContext(parent context.Context) (ctx context.Context, stop func()) {
 			cancel()
 		})
 	}
-}
-
-// CheckArgs rejects positional arguments that look like options. urfave/cli
-// v2 stops parsing flags at the first argument, so `inowait /srv --exclude x`
-// would silently watch a directory named "--exclude" and ignore the flag
-// (urfave/cli #976). An explicit "--" on the command line turns the check
-// off, for names that really start with "-".
-func CheckArgs(c *cli.Context) error {
-	if raw, ok := c.App.Metadata["args"].([]string); ok {
-		for _, a := range raw[1:] {
-			if a == "--" {
-				return nil
-			}
-		}
-	}
-	args := c.Args().Slice()
-	for i, a := range args {
-		if len(a) > 1 && strings.HasPrefix(a, "-") {
-			if i == 0 {
-				return Usagef("unexpected option %q", a)
-			}
-			return Usagef("option %q after argument %q: options must come before arguments (use -- before a name that starts with '-')", a, args[i-1])
-		}
-	}
-	return nil
 }
 
 // IsTerminal reports whether w is a terminal: long work (watch setup on a

@@ -18,8 +18,9 @@ import (
 // spelled "--name" with its value as the next word, then "--", then the
 // operands in their order. args[0] is the program name and is kept.
 //
-// The errors are getopt's: an unknown or ambiguous option, a value
-// missing or given to an option that takes none.
+// The errors are getopt's: an unknown or ambiguous option, a missing
+// value. One difference: a switch may be given a boolean value
+// (--delete=false), as urfave/cli reads it.
 func Getopt(flags []cli.Flag, args []string) ([]string, error) {
 	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
 		return args, nil // the shell completion asks urfave/cli itself
@@ -97,7 +98,10 @@ func Getopt(flags []cli.Flag, args []string) ([]string, error) {
 			}
 			switch {
 			case !s.value && hasVal:
-				return nil, fmt.Errorf("option '--%s' doesn't allow an argument", s.name)
+				// A switch given a value: --delete=false (urfave/cli's
+				// boolean syntax, which getopt_long would refuse).
+				out = append(out, "--"+s.name+"="+val)
+				continue
 			case s.value && !hasVal:
 				if i+1 >= len(rest) {
 					return nil, fmt.Errorf("option '--%s' requires an argument", s.name)

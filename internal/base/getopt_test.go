@@ -42,7 +42,7 @@ func TestGetopt(t *testing.T) {
 		{"unknown long", "--nope", "", "unrecognized option '--nope'"},
 		{"missing value", "/d|--format", "", "option '--format' requires an argument"},
 		{"missing short value", "-t", "", "option requires an argument -- 't'"},
-		{"value to a bool", "--monitor=yes", "", "option '--monitor' doesn't allow an argument"},
+		{"a switch turned off", "--mon=false|/d", "--monitor=false|--|/d", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := Getopt(flags, append([]string{"prog"}, strings.Split(c.in, "|")...))
