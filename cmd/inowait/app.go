@@ -56,6 +56,7 @@ type Config struct {
 	Exclude       []*regexp.Regexp
 	Include       []*regexp.Regexp
 	Format        string
+	FormatSet     bool // --format given, even empty (inotifywait then prints an empty line per event)
 	Text          bool
 	CSV           bool
 	NoNewline     bool
@@ -79,6 +80,9 @@ func newApp() *cli.App {
 		Version:                base.Version,
 		HideHelpCommand:        true,
 		UseShortOptionHandling: true,
+		// -e, --exclude and --include values are taken whole: inowait
+		// splits event lists itself, and a regex may hold a comma.
+		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "monitor", Aliases: []string{"m"}, Usage: "keep listening for events; without it inowait exits after the first event"},
 			&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "like --monitor, but run in the background writing to --outfile; implies --syslog"},
@@ -125,6 +129,7 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 		Outfile:       c.String("outfile"),
 		Timeout:       time.Duration(c.Int("timeout")) * time.Second,
 		Format:        c.String("format"),
+		FormatSet:     c.IsSet("format"),
 		Text:          c.Bool("text"),
 		CSV:           c.Bool("csv"),
 		NoNewline:     c.Bool("no-newline"),
@@ -134,13 +139,11 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 	if c.Int("timeout") < 0 {
 		return nil, base.Usagef("--timeout must be 0 or more seconds")
 	}
-	for _, list := range c.StringSlice("event") {
-		op, err := event.ParseOps(list)
-		if err != nil {
-			return nil, base.Usagef("%v is not a valid event (see --help)", err)
-		}
-		cfg.Events |= op
+	ev, err := parseEvents(c.StringSlice("event"))
+	if err != nil {
+		return nil, err
 	}
+	cfg.Events = ev
 	for _, spec := range []struct {
 		flag  string
 		icase bool
@@ -162,6 +165,9 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 	if cfg.NoNewline && cfg.Format == "" {
 		return nil, base.Usagef("--no-newline cannot be specified without --format")
 	}
+	if optionCount(c, "outfile") > 1 {
+		return nil, base.Usagef("multiple --outfile options given") // as inotifywait
+	}
 	if cfg.Daemon && cfg.Outfile == "" {
 		return nil, base.Usagef("-d/--daemon requires -o/--outfile")
 	}
@@ -174,7 +180,12 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 		args = append(args, more...)
 	}
 	for _, a := range args {
-		if strings.HasPrefix(a, "@") && len(a) > 1 {
+		switch {
+		case a == "" || a == "@":
+			// An unset variable, or an exclusion of nothing: inotifywait
+			// skips both (and says "No files specified" if nothing is left).
+			continue
+		case strings.HasPrefix(a, "@"):
 			cfg.Excludes = append(cfg.Excludes, a[1:])
 			continue
 		}
@@ -188,25 +199,55 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 
 // quietLevel counts -q: 1 for -q, 2 for -qq (or -q -q, -mqq …). urfave/cli
 // v2's BoolFlag.Count is off by the number of aliases, so count here.
+// optionCount is how many times the option was given (the command line
+// as base.Getopt spelled it: "--name" each time, options before "--").
+func optionCount(c *cli.Context, name string) int {
+	raw, _ := c.App.Metadata["args"].([]string)
+	n := 0
+	for _, a := range raw {
+		if a == "--" {
+			break
+		}
+		if a == "--"+name {
+			n++
+		}
+	}
+	return n
+}
+
+// parseEvents reads -e values as inotifywait 3.22 does: comma lists,
+// case-insensitive; empty names are skipped (so -e ” and a trailing comma
+// mean every event); a name with a blank in it makes the whole value
+// invalid, named as given; "oneshot" is accepted and changes nothing
+// (without -m inowait stops after the first event anyway; with -m it keeps
+// every watch, see inowait(1)).
+func parseEvents(values []string) (event.Op, error) {
+	var op event.Op
+	for _, v := range values {
+		for _, name := range strings.Split(v, ",") {
+			switch {
+			case name == "":
+				continue
+			case strings.ContainsAny(name, " \t"):
+				return 0, base.Usagef("'%s' is not a valid event (see --help)", v)
+			case strings.EqualFold(name, "oneshot"):
+				continue
+			}
+			o, err := event.OpFromName(name)
+			if err != nil {
+				return 0, base.Usagef("'%s' is not a valid event (see --help)", v)
+			}
+			op |= o
+		}
+	}
+	return op, nil
+}
+
 func quietLevel(c *cli.Context) int {
 	if !c.Bool("quiet") {
 		return 0
 	}
-	raw, _ := c.App.Metadata["args"].([]string)
-	n := 0
-	for _, a := range raw[1:] {
-		if a == "--" {
-			break
-		}
-		if a == "--quiet" {
-			n++
-			continue
-		}
-		if len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "mdrPsqc") == "" {
-			n += strings.Count(a, "q")
-		}
-	}
-	return max(n, 1)
+	return max(optionCount(c, "quiet"), 1)
 }
 
 func readFromFile(name string, stdin io.Reader) ([]string, error) {
@@ -311,7 +352,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	}
 	out := stdout
 	if cfg.Outfile != "" {
-		f, err := os.OpenFile(cfg.Outfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(cfg.Outfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600) // as inotifywait: events name private files
 		if err != nil {
 			return base.Errorf(exitError, "--outfile: %w", err)
 		}
@@ -397,13 +438,13 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	}
 	defer w.Close()
 
-	s := &sink{out: out, json: cfg.Format == "" && !cfg.CSV && !cfg.Text, silent: cfg.Quiet >= 2, monitor: cfg.Monitor, events: cfg.Events}
+	s := &sink{out: out, json: !cfg.FormatSet && !cfg.CSV && !cfg.Text, silent: cfg.Quiet >= 2, monitor: cfg.Monitor, events: cfg.Events}
 	if s.events == 0 {
 		s.events = event.AllEvents
 	}
 	if !s.json {
 		format := cfg.Format
-		if format == "" {
+		if !cfg.FormatSet {
 			format = "%w %,e %f"
 		}
 		s.text = &textFormat{

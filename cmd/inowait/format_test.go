@@ -83,3 +83,26 @@ func TestLimitErrorVoice(t *testing.T) {
 		}
 	}
 }
+
+// -e as inotifywait 3.22.6 reads it (checked side by side here): empty
+// names skipped, a blank makes the value invalid, oneshot accepted.
+func TestParseEvents(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want event.Op
+		err  string
+	}{
+		{[]string{""}, 0, ""},
+		{[]string{"create,"}, event.Create, ""},
+		{[]string{"create,,delete"}, event.Create | event.Delete, ""},
+		{[]string{"CREATE", "close_write"}, event.Create | event.CloseWrite, ""},
+		{[]string{"oneshot"}, 0, ""},
+		{[]string{"create, delete"}, 0, "'create, delete' is not a valid event"},
+		{[]string{"bogus"}, 0, "'bogus' is not a valid event"},
+	} {
+		got, err := parseEvents(c.in)
+		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) || got != c.want {
+			t.Errorf("%q: %v, %v; want %v, %q", c.in, got, err, c.want, c.err)
+		}
+	}
+}

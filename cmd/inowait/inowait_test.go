@@ -19,6 +19,18 @@ import (
 
 var binDir string
 
+// -o creates its file 0600, as inotifywait: events name private files.
+func TestOutfileMode(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(t.TempDir(), "events")
+	if r := clitest.Run(t, "", inowait(), "-q", "-t", "1", "-o", out, dir); r.Code != 2 {
+		t.Fatalf("exit %d %s", r.Code, r.Stderr)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%v %v", fi.Mode(), err)
+	}
+}
+
 // stamped is a stderr line of inowait's, with its timestamp.
 var stamped = regexp.MustCompile(`^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z inowait: `)
 
@@ -110,11 +122,16 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"timeout", []string{"-q", "-t", "1", dir}, 2, ""},
 		{"missing path", []string{"-q", filepath.Join(dir, "nope")}, 1, "inowait: error: couldn't watch"},
-		{"bad event", []string{"-e", "bogus", dir}, 1, `inowait: error: unknown event "bogus" is not a valid event`},
+		{"bad event", []string{"-e", "bogus", dir}, 1, `inowait: error: 'bogus' is not a valid event`},
 		// as inotifywait's getopt_long reads them (issue 14)
 		{"options after the path", []string{dir, "--exclude", "x", "-t1"}, 2, ""},
 		{"typo -format", []string{"-format", "%w", dir}, 1, "invalid option -- 'f'"},
 		{"ambiguous abbreviation", []string{"--tim", "1", dir}, 1, "option '--tim' is ambiguous"},
+		// more of inotifywait 3.22.6's behaviour, checked side by side
+		{"outfile twice", []string{"-o", filepath.Join(dir, "a"), "-o", filepath.Join(dir, "b"), dir}, 1, "multiple --outfile options given"},
+		{"empty argument (an unset variable)", []string{"-t", "1", ""}, 1, "no files specified to watch"},
+		{"bare @ excludes nothing", []string{"-q", "-t", "1", "@", dir}, 2, ""},
+		{"-e '' is every event", []string{"-q", "-t", "1", "-e", "", dir}, 2, ""},
 		{"no files", []string{"-m"}, 1, "no files specified"},
 		{"csv and format", []string{"-c", "--format", "%w", dir}, 1, "-c and --format cannot both be specified"},
 		{"T without timefmt", []string{"--format", "%T", dir}, 1, "--timefmt was not specified"},
