@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -375,6 +376,26 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		}
 		roots[abs] = disp
 	}
+	// display spells an absolute path as the user did: the longest root
+	// that contains it, as given on the command line. --format's %w and the
+	// --exclude/--include regexes use it, as inotifywait matches its
+	// regexes against the path it prints (data/skip, not /srv/data/skip).
+	rootKeys := make([]string, 0, len(roots))
+	for abs := range roots {
+		rootKeys = append(rootKeys, abs)
+	}
+	sort.Slice(rootKeys, func(i, j int) bool { return len(rootKeys[i]) > len(rootKeys[j]) })
+	display := func(p string) string {
+		for _, abs := range rootKeys {
+			if strings.HasPrefix(p, abs) {
+				return roots[abs] + p[len(abs):]
+			}
+			if p+"/" == abs {
+				return strings.TrimSuffix(roots[abs], "/")
+			}
+		}
+		return p
+	}
 	excluded := map[string]bool{}
 	for _, e := range cfg.Excludes {
 		abs, err := filepath.Abs(e)
@@ -399,14 +420,18 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		Timeout:       cfg.Timeout,
 		SkipDir: func(dir string) bool {
 			d := strings.TrimSuffix(dir, "/")
-			return excluded[d] || matchAny(cfg.Exclude, d)
+			return excluded[d] || matchAny(cfg.Exclude, strings.TrimSuffix(display(dir), "/"))
 		},
 		Drop: func(ev *event.Event) bool {
 			p := strings.TrimSuffix(ev.Path, "/")
-			if excluded[p] || matchAny(cfg.Exclude, p) {
+			if excluded[p] {
 				return true
 			}
-			return len(cfg.Include) > 0 && !matchAny(cfg.Include, p)
+			d := strings.TrimSuffix(display(ev.Path), "/")
+			if matchAny(cfg.Exclude, d) {
+				return true
+			}
+			return len(cfg.Include) > 0 && !matchAny(cfg.Include, d)
 		},
 		Warn: log.Warnf,
 	}
@@ -449,14 +474,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		}
 		s.text = &textFormat{
 			parts: parseFormat(format), csv: cfg.CSV, noNewline: cfg.NoNewline, timefmt: cfg.Timefmt,
-			display: func(watch string) string {
-				for abs, disp := range roots {
-					if strings.HasPrefix(watch, abs) {
-						return disp + watch[len(abs):]
-					}
-				}
-				return watch
-			},
+			display: display,
 		}
 	}
 	err = w.Run(ctx, s)

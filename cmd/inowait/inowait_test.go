@@ -324,3 +324,38 @@ func TestQuietLevels(t *testing.T) {
 		}
 	}
 }
+
+// --exclude matches the path as printed: with the relative root "data",
+// ^data/skip excludes data/skip (inotifywait's behaviour; it matched the
+// absolute path before).
+func TestExcludeMatchesPrintedPath(t *testing.T) {
+	cwd := t.TempDir()
+	for _, d := range []string{"data/skip", "data/keep"} {
+		must(t, os.MkdirAll(filepath.Join(cwd, d), 0o755))
+	}
+	cmd := exec.Command(inowait(), "-mrq", "data", "--exclude", "^data/skip", "-e", "create", "--format", "%w%f")
+	cmd.Dir = cwd
+	var out clitest.Buffer
+	cmd.Stdout = &out
+	must(t, cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(clitest.Timeout())
+	for i := 0; !strings.Contains(out.String(), "data/keep/"); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no event for data/keep: %q", out.String())
+		}
+		os.WriteFile(filepath.Join(cwd, "data/skip", fmt.Sprint(i)), nil, 0o644)
+		os.WriteFile(filepath.Join(cwd, "data/keep", fmt.Sprint(i)), nil, 0o644)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "data/skip") {
+		t.Fatalf("excluded path reported:\n%s", out.String())
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
