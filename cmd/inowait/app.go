@@ -475,6 +475,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		s.text = &textFormat{
 			parts: parseFormat(format), csv: cfg.CSV, noNewline: cfg.NoNewline, timefmt: cfg.Timefmt,
 			display: display,
+			loc:     localZone(),
 		}
 	}
 	err = w.Run(ctx, s)

@@ -15,6 +15,7 @@ type textFormat struct {
 	csv       bool
 	noNewline bool
 	timefmt   string
+	loc       *time.Location // %T's zone (localZone); nil: time.Local
 	// display maps an absolute watch path back to the spelling the user
 	// gave on the command line ("dir/" rather than "/home/u/dir/"), as
 	// inotifywait prints it.
@@ -113,7 +114,11 @@ func (f *textFormat) append(dst []byte, ev *event.Event) []byte {
 		case 'c':
 			dst = strconv.AppendUint(dst, uint64(ev.Cookie), 16)
 		case 'T':
-			dst = strftime(dst, f.timefmt, ev.Time.Local())
+			loc := f.loc
+			if loc == nil {
+				loc = time.Local
+			}
+			dst = strftime(dst, f.timefmt, ev.Time.In(loc))
 		}
 	}
 	if !f.noNewline {

@@ -106,3 +106,22 @@ func TestParseEvents(t *testing.T) {
 		}
 	}
 }
+
+// A POSIX TZ string (TZ=CST-8 in the Chinese tutorials), which Go's time
+// package does not read, gives the zone glibc gives.
+func TestPosixTZ(t *testing.T) {
+	at := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ tz, want string }{
+		{"CST-8", "2026-07-01 08:00 CST +0800"},
+		{"EST5EDT,M3.2.0,M11.1.0", "2026-06-30 20:00 EDT -0400"},
+		{"<+0530>-5:30", "2026-07-01 05:30 +0530 +0530"},
+	} {
+		loc, err := time.LoadLocationFromTZData(c.tz, posixTZData(c.tz))
+		if err != nil {
+			t.Fatalf("%s: %v", c.tz, err)
+		}
+		if got := at.In(loc).Format("2006-01-02 15:04 MST -0700"); got != c.want {
+			t.Errorf("TZ=%s: %s, want %s (glibc's)", c.tz, got, c.want)
+		}
+	}
+}
