@@ -89,7 +89,7 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "daemon", Aliases: []string{"d"}, Usage: "like --monitor, but run in the background writing to --outfile; implies --syslog"},
 			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "watch directories recursively, including directories created later"},
 			&cli.BoolFlag{Name: "no-dereference", Aliases: []string{"P"}, Usage: "do not follow a symlink given as a path"},
-			&cli.StringFlag{Name: "fromfile", Usage: "read paths to watch (and `@path` exclusions) from `FILE`, one per line; - for stdin"},
+			&cli.StringFlag{Name: "fromfile", Usage: "read paths to watch (and @path exclusions) from `FILE`, one per line; - for stdin"},
 			&cli.StringFlag{Name: "outfile", Aliases: []string{"o"}, Usage: "write events to `FILE` instead of stdout"},
 			&cli.BoolFlag{Name: "syslog", Aliases: []string{"s"}, Usage: "send errors to syslog instead of stderr"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print less (only events); -qq prints nothing, not even events"},
@@ -200,6 +200,15 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 
 // quietLevel counts -q: 1 for -q, 2 for -qq (or -q -q, -mqq …). urfave/cli
 // v2's BoolFlag.Count is off by the number of aliases, so count here.
+// watches says how many watches are set, without "1 directories" (a
+// watch may also be on a single file).
+func watches(n int) string {
+	if n == 1 {
+		return "1 watch"
+	}
+	return fmt.Sprintf("%d watches", n)
+}
+
 // optionCount is how many times the option was given (the command line
 // as base.Getopt spelled it: "--name" each time, options before "--").
 func optionCount(c *cli.Context, name string) int {
@@ -449,11 +458,11 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 			}
 			rate := float64(dirs) / max(elapsed.Seconds(), 1e-9)
 			if done {
-				log.Infof("watches established: %d directories in %.2fs (%.0f/s)", dirs, elapsed.Seconds(), rate)
+				log.Infof("watches established: %s in %.2fs (%.0f/s)", watches(dirs), elapsed.Seconds(), rate)
 				return
 			}
 			if tty { // running counts only where someone watches
-				log.Infof("watching: %d directories so far (%.0f/s)", dirs, rate)
+				log.Infof("watching: %s so far (%.0f/s)", watches(dirs), rate)
 			}
 		}
 	}
