@@ -149,102 +149,175 @@ var (
 // strftime formats t like C's strftime(3) in the C locale, for --timefmt.
 // Unknown conversions are copied as they are.
 func strftime(dst []byte, format string, t time.Time) []byte {
-	pad := func(dst []byte, n, width int, padc byte) []byte {
-		s := strconv.Itoa(n)
-		for i := len(s); i < width; i++ {
-			dst = append(dst, padc)
-		}
-		return append(dst, s...)
-	}
 	for i := 0; i < len(format); i++ {
 		c := format[i]
 		if c != '%' || i+1 >= len(format) {
 			dst = append(dst, c)
 			continue
 		}
+		// glibc's optional flag (- no padding, _ spaces, 0 zeros, ^ upper
+		// case, # swap case) and width, then the conversion.
+		start := i
 		i++
+		var flag byte
+		if strings.IndexByte("-_0^#", format[i]) >= 0 {
+			flag = format[i]
+			i++
+		}
+		width := -1
+		for i < len(format) && format[i] >= '0' && format[i] <= '9' {
+			if width < 0 {
+				width = 0
+			}
+			width = width*10 + int(format[i]-'0')
+			i++
+		}
+		if i >= len(format) {
+			dst = append(dst, format[start:]...)
+			break
+		}
+		num := func(n, w int, padc byte) {
+			switch flag {
+			case '-':
+				w = 0
+			case '_':
+				padc = ' '
+			case '0':
+				padc = '0'
+			}
+			if width >= 0 {
+				w = width
+			}
+			str := strconv.Itoa(n)
+			for k := len(str); k < w; k++ {
+				dst = append(dst, padc)
+			}
+			dst = append(dst, str...)
+		}
+		text := func(s string) {
+			switch flag {
+			case '^':
+				s = strings.ToUpper(s)
+			case '#':
+				s = swapCase(s)
+			}
+			for k := len(s); k < width; k++ {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, s...)
+		}
+		isoYear, isoWeek := t.ISOWeek()
 		switch format[i] {
 		case 'a':
-			dst = append(dst, shortDays[t.Weekday()]...)
+			text(shortDays[t.Weekday()])
 		case 'A':
-			dst = append(dst, longDays[t.Weekday()]...)
+			text(longDays[t.Weekday()])
 		case 'b', 'h':
-			dst = append(dst, shortMonths[t.Month()-1]...)
+			text(shortMonths[t.Month()-1])
 		case 'B':
-			dst = append(dst, longMonths[t.Month()-1]...)
+			text(longMonths[t.Month()-1])
 		case 'c':
-			dst = strftime(dst, "%a %b %e %H:%M:%S %Y", t)
+			text(string(strftime(nil, "%a %b %e %H:%M:%S %Y", t)))
 		case 'C':
-			dst = pad(dst, t.Year()/100, 2, '0')
+			num(t.Year()/100, 2, '0')
 		case 'd':
-			dst = pad(dst, t.Day(), 2, '0')
+			num(t.Day(), 2, '0')
 		case 'D':
-			dst = strftime(dst, "%m/%d/%y", t)
+			text(string(strftime(nil, "%m/%d/%y", t)))
 		case 'e':
-			dst = pad(dst, t.Day(), 2, ' ')
+			num(t.Day(), 2, ' ')
 		case 'F':
-			dst = strftime(dst, "%Y-%m-%d", t)
+			text(string(strftime(nil, "%Y-%m-%d", t)))
+		case 'g':
+			num(isoYear%100, 2, '0')
+		case 'G':
+			num(isoYear, 1, '0')
 		case 'H':
-			dst = pad(dst, t.Hour(), 2, '0')
+			num(t.Hour(), 2, '0')
 		case 'I':
-			dst = pad(dst, (t.Hour()+11)%12+1, 2, '0')
+			num((t.Hour()+11)%12+1, 2, '0')
 		case 'j':
-			dst = pad(dst, t.YearDay(), 3, '0')
+			num(t.YearDay(), 3, '0')
 		case 'k':
-			dst = pad(dst, t.Hour(), 2, ' ')
+			num(t.Hour(), 2, ' ')
 		case 'l':
-			dst = pad(dst, (t.Hour()+11)%12+1, 2, ' ')
+			num((t.Hour()+11)%12+1, 2, ' ')
 		case 'm':
-			dst = pad(dst, int(t.Month()), 2, '0')
+			num(int(t.Month()), 2, '0')
 		case 'M':
-			dst = pad(dst, t.Minute(), 2, '0')
+			num(t.Minute(), 2, '0')
 		case 'n':
 			dst = append(dst, '\n')
-		case 'N': // GNU date's nanoseconds; not in strftime, handy here
-			dst = pad(dst, t.Nanosecond(), 9, '0')
 		case 'p':
 			if t.Hour() < 12 {
-				dst = append(dst, "AM"...)
+				text("AM")
 			} else {
-				dst = append(dst, "PM"...)
+				text("PM")
+			}
+		case 'P':
+			if t.Hour() < 12 {
+				text("am")
+			} else {
+				text("pm")
 			}
 		case 'r':
-			dst = strftime(dst, "%I:%M:%S %p", t)
+			text(string(strftime(nil, "%I:%M:%S %p", t)))
 		case 'R':
-			dst = strftime(dst, "%H:%M", t)
+			text(string(strftime(nil, "%H:%M", t)))
 		case 's':
 			dst = strconv.AppendInt(dst, t.Unix(), 10)
 		case 'S':
-			dst = pad(dst, t.Second(), 2, '0')
+			num(t.Second(), 2, '0')
 		case 't':
 			dst = append(dst, '\t')
 		case 'T':
-			dst = strftime(dst, "%H:%M:%S", t)
+			text(string(strftime(nil, "%H:%M:%S", t)))
 		case 'u':
 			wd := int(t.Weekday())
 			if wd == 0 {
 				wd = 7
 			}
-			dst = pad(dst, wd, 1, '0')
+			num(wd, 1, '0')
+		case 'U': // week of the year, Sunday first
+			num((t.YearDay()+6-int(t.Weekday()))/7, 2, '0')
+		case 'V':
+			num(isoWeek, 2, '0')
 		case 'w':
-			dst = pad(dst, int(t.Weekday()), 1, '0')
+			num(int(t.Weekday()), 1, '0')
+		case 'W': // week of the year, Monday first
+			num((t.YearDay()+6-(int(t.Weekday())+6)%7)/7, 2, '0')
 		case 'x':
-			dst = strftime(dst, "%m/%d/%y", t)
+			text(string(strftime(nil, "%m/%d/%y", t)))
 		case 'X':
-			dst = strftime(dst, "%H:%M:%S", t)
+			text(string(strftime(nil, "%H:%M:%S", t)))
 		case 'y':
-			dst = pad(dst, t.Year()%100, 2, '0')
+			num(t.Year()%100, 2, '0')
 		case 'Y':
-			dst = strconv.AppendInt(dst, int64(t.Year()), 10)
+			num(t.Year(), 1, '0')
 		case 'z':
 			dst = t.AppendFormat(dst, "-0700")
 		case 'Z':
-			dst = t.AppendFormat(dst, "MST")
+			text(t.Format("MST"))
 		case '%':
 			dst = append(dst, '%')
 		default:
-			dst = append(dst, '%', format[i])
+			// glibc prints an unknown conversion as written (%N too:
+			// strftime has no nanoseconds)
+			dst = append(dst, format[start:i+1]...)
 		}
 	}
 	return dst
+}
+
+func swapCase(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case c >= 'A' && c <= 'Z':
+			b[i] = c - 'A' + 'a'
+		}
+	}
+	return string(b)
 }

@@ -125,3 +125,30 @@ func TestPosixTZ(t *testing.T) {
 		}
 	}
 }
+
+// --timefmt as glibc's strftime (the one inotifywait calls) prints it; the
+// expected strings are glibc's own, taken with Python's time.strftime on
+// this machine: ISO weeks, week numbers, GNU flags and widths, %P, and an
+// unknown conversion (%N, %Q) printed as written.
+func TestStrftimeLikeGlibc(t *testing.T) {
+	for _, c := range []struct {
+		unix int64
+		f    string
+		want string
+	}{
+		{1767225600, "%V %G %g %U %W", "01 2026 26 00 00"},
+		{1767225600, "%-d|%_H|%05Y|%^a|%#p|%P|%-j|%3d", "1| 0|02026|THU|am|am|1|001"},
+		{1767225600, "%N %Q", "%N %Q"},
+		{1735603200, "%V %G %g %U %W", "01 2025 25 52 53"},
+		{1735603200, "%-d|%_H|%05Y|%^a|%#p|%P|%-j|%3d", "31| 0|02024|TUE|am|am|366|031"},
+		{1609459200, "%V %G %g %U %W", "53 2020 20 00 00"},
+		{1798675200, "%V %G %g %U %W", "53 2026 26 52 52"},
+		{1798675200, "%-d|%_H|%05Y|%^a|%#p|%P|%-j|%3d", "31| 0|02026|THU|am|am|365|031"},
+		{1767269045, "%-d|%_H|%05Y|%^a|%#p|%P|%-j|%3d", "1|12|02026|THU|pm|pm|1|001"},
+		{1767269045, "%-I:%M %p %^B", "12:04 PM JANUARY"},
+	} {
+		if got := string(strftime(nil, c.f, time.Unix(c.unix, 0).UTC())); got != c.want {
+			t.Errorf("%d %q: %q, want %q", c.unix, c.f, got, c.want)
+		}
+	}
+}
