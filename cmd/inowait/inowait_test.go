@@ -359,3 +359,31 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// -t counts from the last event the kernel delivered, even one that is
+// not printed (here: excluded), as inotifywait's does.
+func TestTimeoutResetByUnprintedEvents(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(inowait(), "-q", "-t", "1", "--exclude", "noise", dir)
+	must(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	start := time.Now()
+	for time.Since(start) < 2500*time.Millisecond {
+		select {
+		case <-done:
+			t.Fatalf("timed out after %v while excluded events kept coming", time.Since(start))
+		case <-time.After(200 * time.Millisecond):
+			os.WriteFile(filepath.Join(dir, "noise"), []byte("x"), 0o644)
+		}
+	}
+	select {
+	case <-done:
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Fatalf("exit %d, want 2 (timeout)", code)
+		}
+	case <-time.After(clitest.Timeout()):
+		cmd.Process.Kill()
+		t.Fatal("no timeout once the events stopped")
+	}
+}

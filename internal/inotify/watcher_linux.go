@@ -119,14 +119,13 @@ type Watcher struct {
 	// queue holds records read from the kernel and not yet handled; seq
 	// numbers them so that a scan can tell records queued before it began
 	// from those it caused.
-	queue     []rawEvent
-	seq       uint64
-	readBuf   []byte
-	dirs      int // directories watched during setup (for messages)
-	sink      Sink
-	started   time.Time
-	lastProg  time.Time
-	lastEvent bool // an event was reported since the last read
+	queue    []rawEvent
+	seq      uint64
+	readBuf  []byte
+	dirs     int // directories watched during setup (for messages)
+	sink     Sink
+	started  time.Time
+	lastProg time.Time
 	// overflows since the last warning about them, and when that was
 	overflows    int
 	overflowWarn time.Time
@@ -546,7 +545,6 @@ func (w *Watcher) emit(ev *event.Event, r *root) error {
 	if ev.Time.IsZero() {
 		ev.Time = w.cfg.Now()
 	}
-	w.lastEvent = true
 	return w.sink.Event(ev)
 }
 
@@ -581,16 +579,16 @@ func (w *Watcher) Run(ctx context.Context, sink Sink) error {
 	idleSince := w.cfg.Now()
 	for {
 		if len(w.queue) > 0 {
-			w.lastEvent = false
 			ev := w.queue[0]
 			w.queue = w.queue[1:]
 			if err := w.handleOne(ev); err != nil {
 				sink.Flush()
 				return err
 			}
-			if w.lastEvent {
-				idleSince = ev.time
-			}
+			// Timeout counts from the last event the kernel delivered,
+			// reported or not (filtered by --exclude, bookkeeping), as
+			// inotifywait's -t does.
+			idleSince = ev.time
 			continue
 		}
 		w.queue = w.queue[:0:0]
