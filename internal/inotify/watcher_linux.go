@@ -534,7 +534,10 @@ func (w *Watcher) emit(ev *event.Event, r *root) error {
 	}
 	ev.Path = ev.Watch + ev.Name
 	control := ev.Op.Has(event.Control)
-	if !control {
+	// A root's own disappearance is always reported, whatever -e asked:
+	// downstream must know why the stream ends (inowait then stops).
+	rootGone := r != nil && ev.Name == "" && ev.Watch == r.key && ev.Op.Has(event.DeleteSelf|event.MoveSelf|event.Unmount)
+	if !control && !rootGone {
 		if !ev.Op.Has(w.cfg.Events) && !ev.Op.Has(event.Unmount) {
 			return nil
 		}

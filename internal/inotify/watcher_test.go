@@ -361,3 +361,29 @@ func TestPathTooLongSkipped(t *testing.T) {
 	default:
 	}
 }
+
+// A root's own DELETE_SELF is reported even when -e did not ask for it:
+// the stream says why it ends (inowait(1), the -e option).
+func TestRootGoneReportedWhateverEvents(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "root")
+	must(t, os.Mkdir(dir, 0o755))
+	s, done, _ := start(t, Config{Roots: []string{dir}, Events: event.Create})
+	must(t, os.Remove(dir))
+	s.waitFor(t, "DELETE_SELF of the root", func(evs []event.Event) bool {
+		for _, e := range evs {
+			if e.Op.Has(event.DeleteSelf) && e.Name == "" {
+				return true
+			}
+		}
+		return false
+	})
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrRootGone) {
+			t.Fatalf("Run ended with %v", err)
+		}
+	case <-time.After(clitest.Timeout()):
+		t.Fatal("Run did not end")
+	}
+}
