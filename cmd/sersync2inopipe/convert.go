@@ -15,6 +15,15 @@ import (
 	"github.com/inopipe/inopipe/internal/rsync"
 )
 
+// localPath is one <localpath watch> with its <remote>s.
+type localPath struct {
+	Watch  string `xml:"watch,attr"`
+	Remote []struct {
+		IP   string `xml:"ip,attr"`
+		Name string `xml:"name,attr"`
+	} `xml:"remote"`
+}
+
 // The parts of sersync's confxml.xml (format 2.5) that mean something for
 // replication. Attribute names are sersync's own.
 type onOff struct {
@@ -48,14 +57,8 @@ type config struct {
 		Modify       *onOff `xml:"modify"`
 	} `xml:"inotify"`
 	Sersync struct {
-		LocalPath []struct {
-			Watch  string `xml:"watch,attr"`
-			Remote []struct {
-				IP   string `xml:"ip,attr"`
-				Name string `xml:"name,attr"`
-			} `xml:"remote"`
-		} `xml:"localpath"`
-		Rsync struct {
+		LocalPath []localPath `xml:"localpath"`
+		Rsync     struct {
 			CommonParams struct {
 				Params string `xml:"params,attr"`
 			} `xml:"commonParams"`
@@ -211,6 +214,8 @@ func checkRemote(ip, name string, ssh bool) error {
 const coreLetters = "artlpgoDv"
 
 // convert maps a parsed config to inopipe settings.
+// convert maps a parsed config to inopipe settings, section by section;
+// the env file it renders must pass inopipe-run's own parser (check).
 func convert(c *config, name, spool string) (*result, error) {
 	r := &result{}
 	if c.charsetNote != "" {
@@ -226,7 +231,24 @@ func convert(c *config, name, spool string) (*result, error) {
 	}
 	r.set("SOURCE", lp.Watch, "the watched directory (<localpath watch>)")
 
-	// Targets.
+	if err := r.targets(c, lp); err != nil {
+		return nil, err
+	}
+	r.rsyncOptions(c)
+	r.filters(c)
+	r.eventSwitches(c, spool)
+	r.schedules(c, name)
+	r.plugins(c)
+	if err := r.check(name); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// targets: one per <remote>, daemon (with <auth> user and <userDefinedPort>)
+// or ssh, and the password file.
+func (r *result) targets(c *config, lp localPath) error {
+	s := &c.Sersync
 	user := ""
 	if s.Rsync.Auth.on() && s.Rsync.Auth.Users != "" {
 		user = s.Rsync.Auth.Users + "@"
@@ -238,7 +260,7 @@ func convert(c *config, name, spool string) (*result, error) {
 			continue
 		}
 		if err := checkRemote(rm.IP, rm.Name, s.Rsync.SSH.on()); err != nil {
-			return nil, err
+			return err
 		}
 		switch {
 		case s.Rsync.SSH.on():
@@ -251,7 +273,7 @@ func convert(c *config, name, spool string) (*result, error) {
 		}
 	}
 	if len(targets) == 0 {
-		return nil, fmt.Errorf("no usable <remote ip name> under <localpath watch=%q>", lp.Watch)
+		return fmt.Errorf("no usable <remote ip name> under <localpath watch=%q>", lp.Watch)
 	}
 	r.set("TARGETS", strings.Join(targets, " "), "one per <remote>; rpush serves them in parallel, each with its own queue")
 	if s.Rsync.Auth.on() && s.Rsync.Auth.PasswordFile != "" {
@@ -261,8 +283,14 @@ func convert(c *config, name, spool string) (*result, error) {
 			r.set("PASSWORD_FILE", s.Rsync.Auth.PasswordFile, "<auth passwordfile>: must be mode 0600 and owned by the user running inopipe")
 		}
 	}
+	return nil
+}
 
-	// rsync options.
+// rsyncOptions: <commonParams> (what rpush does itself and what it
+// refuses dropped), <timeout>, <delete>, and <crontabfilter> as rsync
+// excludes for every run.
+func (r *result) rsyncOptions(c *config) {
+	s := &c.Sersync
 	var rsyncOpts, rpushOpts []string
 	for _, w := range strings.Fields(s.Rsync.CommonParams.Params) {
 		switch {
@@ -327,8 +355,10 @@ func convert(c *config, name, spool string) (*result, error) {
 	if len(rpushOpts) > 0 {
 		r.set("RPUSH_OPTS", strings.Join(rpushOpts, " "), "")
 	}
+}
 
-	// Filters.
+// filters: <filter> excludes become evfilter regexes.
+func (r *result) filters(c *config) {
 	if c.Filter.on() {
 		var x []string
 		for _, e := range c.Filter.Exclude {
@@ -351,8 +381,11 @@ func convert(c *config, name, spool string) (*result, error) {
 	} else {
 		r.set("EVFILTER_OPTS", "--temp", "editor swap and temp files never reach the targets")
 	}
+}
 
-	// Event switches: inopipe needs them all to converge.
+// eventSwitches: inopipe needs every event to converge; the spool and
+// the window.
+func (r *result) eventSwitches(c *config, spool string) {
 	for _, sw := range []struct {
 		name string
 		v    *onOff
@@ -363,8 +396,12 @@ func convert(c *config, name, spool string) (*result, error) {
 	}
 	r.set("SPOOL", spool, "undelivered batches (sersync's failLog, as data, never as a script)")
 	r.set("WINDOW", "500ms", "quiet period before a batch goes (evbatch)")
+}
 
-	// Schedules.
+// schedules: <failLog> replays and <crontab> full syncs, as timers or cron
+// lines in comments.
+func (r *result) schedules(c *config, name string) {
+	s := &c.Sersync
 	replay := 60
 	if s.FailLog.TimeToExecute != "" {
 		n, err := strconv.Atoi(s.FailLog.TimeToExecute)
@@ -394,9 +431,13 @@ func convert(c *config, name, spool string) (*result, error) {
 			"#            systemctl enable --now failreplay-full@"+name+".timer",
 			r.cronLine(n, "inopipe-run --full /etc/inopipe/"+name+".env"))
 	}
+}
 
-	// Plugins: sersync runs the one <sersync><plugin start=true name=…>
-	// names; the top-level <plugin> blocks only configure them.
+// plugins: sersync runs the one <sersync><plugin start=true name=…>
+// names; the top-level <plugin> blocks only configure them. None is built
+// in: each becomes a warning with the filter that does its job.
+func (r *result) plugins(c *config) {
+	s := &c.Sersync
 	if s.Plugin.on() {
 		switch n := s.Plugin.Name; n {
 		case "command":
@@ -409,10 +450,6 @@ func convert(c *config, name, spool string) (*result, error) {
 			r.warnf("plugin %q: unknown, no equivalent", n)
 		}
 	}
-	if err := r.check(name); err != nil {
-		return nil, err
-	}
-	return r, nil
 }
 
 func minutes(n int) string {
