@@ -264,8 +264,8 @@ func (r *result) targets(c *config, lp localPath) error {
 		}
 		switch {
 		case s.Rsync.SSH.on():
-			// <auth users> is the daemon's user; ssh logs in as itself
-			targets = append(targets, fmt.Sprintf("%s:%s", rm.IP, rm.Name))
+			// sersync logs in as <auth users> over ssh too
+			targets = append(targets, fmt.Sprintf("%s%s:%s", user, rm.IP, rm.Name))
 		case s.Rsync.Port.on() && s.Rsync.Port.Port != "":
 			targets = append(targets, fmt.Sprintf("rsync://%s%s:%s/%s/", user, rm.IP, s.Rsync.Port.Port, rm.Name))
 		default:
@@ -278,7 +278,7 @@ func (r *result) targets(c *config, lp localPath) error {
 	r.set("TARGETS", strings.Join(targets, " "), "one per <remote>; rpush serves them in parallel, each with its own queue")
 	if s.Rsync.Auth.on() && s.Rsync.Auth.PasswordFile != "" {
 		if s.Rsync.SSH.on() {
-			r.warnf("<auth users/passwordfile> are for rsync daemons and <ssh start=true> is set: ignored (ssh logs in with its own user and key; set them in ~/.ssh/config or RPUSH_OPTS=-e ...)")
+			r.warnf("<auth passwordfile> is for rsync daemons and <ssh start=true> is set: ignored (ssh logs in as <auth users> with its key; set it up in ~/.ssh/config)")
 		} else {
 			r.set("PASSWORD_FILE", s.Rsync.Auth.PasswordFile, "<auth passwordfile>: must be mode 0600 and owned by the user running inopipe")
 		}
@@ -292,8 +292,19 @@ func (r *result) targets(c *config, lp localPath) error {
 func (r *result) rsyncOptions(c *config) {
 	s := &c.Sersync
 	var rsyncOpts, rpushOpts []string
-	for _, w := range strings.Fields(s.Rsync.CommonParams.Params) {
+	words := strings.Fields(s.Rsync.CommonParams.Params)
+	for i := 0; i < len(words); i++ {
+		w := words[i]
 		switch {
+		case w == "-e" && i+1 < len(words):
+			// the remote shell: rpush's own -e (it adds BatchMode and
+			// timeouts), never an rsync option of RSYNC_OPTS
+			i++
+			if s.Rsync.SSH.on() {
+				rpushOpts = append(rpushOpts, "--rsh", words[i])
+			} else {
+				r.warnf("commonParams -e %s: no remote shell without <ssh start=true>: dropped", words[i])
+			}
 		case strings.HasPrefix(w, "--"):
 			if w == "--delete" || strings.HasPrefix(w, "--delete-") || w == "--recursive" || w == "--archive" {
 				continue
