@@ -426,3 +426,46 @@ func TestStatusFile(t *testing.T) {
 		spool = t.TempDir()
 	}
 }
+
+// Issue 14: three classic tutorial loops, run unchanged with inowait in
+// place of inotifywait (a PATH entry named inotifywait), converge against
+// an rsync daemon on 127.0.0.1: inowait is a drop-in.
+func TestTutorialLoopsWithInowait(t *testing.T) {
+	shim := t.TempDir()
+	must(t, os.Symlink(bin("inowait"), filepath.Join(shim, "inotifywait")))
+	for _, loop := range []struct{ name, script string }{
+		{"full rsync per event", `inotifywait -mrq --format '%w%f' -e create,delete,moved_to,close_write "$SRC" |
+	while read f; do rsync -az --delete "$SRC/" "$TARGET"; done`},
+		{"options after the path, timefmt", `inotifywait -mrq "$SRC" --timefmt '%d/%m/%y %H:%M' --format '%T %w%f %e' -e close_write,delete,create,attrib |
+	while read date time file event; do rsync -az --delete "$SRC/" "$TARGET"; done`},
+		{"per file, NUL-separated", `cd "$SRC" && inotifywait -mrq -e close_write,moved_to,create,delete --format '%w%f%0' --no-newline . |
+	while IFS= read -r -d '' f; do rsync -az --delete "$SRC/" "$TARGET"; done`},
+	} {
+		t.Run(loop.name, func(t *testing.T) {
+			d := newDaemon(t)
+			src := t.TempDir()
+			cmd := exec.Command("bash", "-c", loop.script)
+			cmd.Env = append(os.Environ(), "PATH="+shim+":"+os.Getenv("PATH"), "SRC="+src, "TARGET="+d.target(), "RSYNC_PASSWORD="+password)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			var stderr clitest.Buffer
+			cmd.Stderr = &stderr
+			must(t, cmd.Start())
+			defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+			// The loop has no readiness line (-q): write until a first
+			// change has arrived, then the rest.
+			clitest.Eventually(t, "the loop's first sync", func() bool {
+				os.WriteFile(filepath.Join(src, "probe"), []byte("p"), 0o644)
+				_, err := os.Stat(filepath.Join(d.module, "probe"))
+				return err == nil
+			})
+			must(t, os.MkdirAll(filepath.Join(src, "www/a/b"), 0o755))
+			must(t, os.WriteFile(filepath.Join(src, "www/a/b/index.html"), []byte("<h1>"), 0o644))
+			must(t, os.WriteFile(filepath.Join(src, "with space.txt"), []byte("s"), 0o644))
+			must(t, os.Remove(filepath.Join(src, "probe")))
+			converge(t, src, d.module)
+			if strings.Contains(stderr.String(), "error") {
+				t.Fatalf("stderr:\n%s", stderr.String())
+			}
+		})
+	}
+}
