@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -84,6 +85,7 @@ func newApp() *cli.App {
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stderr io.Writer) error {
 	log := base.NewLog("failreplay", stderr)
 	p.Warnf = log.Warnf
+	p.OnProgress = pushflags.ProgressLog(log, base.IsTerminal(stderr), time.Now)
 	sum, err := replay.Run(ctx, *cfg, p, sp, log)
 	switch {
 	case errors.Is(err, spool.ErrLocked):

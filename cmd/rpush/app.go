@@ -108,6 +108,7 @@ func newApp() *cli.App {
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := base.NewLog("rpush", stderr)
 	p.Warnf = log.Warnf
+	p.OnProgress = pushflags.ProgressLog(log, base.IsTerminal(stderr), time.Now)
 	var specs []string
 	for _, t := range cfg.Targets {
 		specs = append(specs, t.Spec)

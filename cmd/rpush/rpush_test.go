@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/inopipe/inopipe/cmd/internal/pushflags"
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/rsync"
 )
 
 // rpush in-process against local directory targets and the real rsync.
@@ -103,5 +106,23 @@ func TestLogFiles(t *testing.T) {
 	}
 	if got[odd] != ">f+++++++++" || got["plain"] != ">f+++++++++" || got["gone"] != "*deleting" {
 		t.Fatalf("records %q\n%s", got, data)
+	}
+}
+
+// Progress of a long full sync: at most one line per period, none for the
+// first period (a short sync says nothing).
+func TestProgressLog(t *testing.T) {
+	var b strings.Builder
+	log := &base.Log{Prog: "rpush", W: &b}
+	now := time.Unix(0, 0)
+	f := pushflags.ProgressLog(log, false, func() time.Time { return now })
+	tg, _ := rsync.ParseTarget("h::m")
+	for i := 1; i <= 300; i++ {
+		now = now.Add(100 * time.Millisecond) // 30 s in all
+		f(tg, "/data/", i, int64(i)<<20)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "full sync of /data/ to h::m: 101 files, 101.0 MiB sent so far") {
+		t.Fatalf("%q", lines)
 	}
 }

@@ -36,6 +36,9 @@ type Pusher struct {
 	// OnFiles, when set, receives what each Push changed on the target,
 	// file by file (set Opts.ListFiles too): the --log-files record.
 	OnFiles func(t rsync.Target, b *event.Batch, files []rsync.FileChange)
+	// OnProgress, when set, is told of every file a full sync sends, as
+	// rsync names it (files and bytes so far): long work shows progress.
+	OnProgress func(t rsync.Target, root string, files int, bytes int64)
 
 	// Gate is the source check every run passes, every attempt.
 	Gate Gate
@@ -384,7 +387,18 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options
 
 // once is one rsync run, classified.
 func (p *Pusher) once(ctx context.Context, t rsync.Target, opts rsync.Options, src string, m rsync.Mode, paths []string, attempt int) Report {
-	run := rsync.Run{Binary: p.Binary, Args: rsync.Args(opts, t, src, m), Env: p.Env}
+	var progress func(rsync.FileChange)
+	if m == rsync.ModeFull && p.OnProgress != nil && !opts.DryRun {
+		opts.ListFiles = true
+		var files int
+		var bytes int64
+		progress = func(fc rsync.FileChange) {
+			files++
+			bytes += fc.Size
+			p.OnProgress(t, src, files, bytes)
+		}
+	}
+	run := rsync.Run{Binary: p.Binary, Args: rsync.Args(opts, t, src, m), Env: p.Env, Progress: progress}
 	switch m {
 	case rsync.ModeList, rsync.ModeDirs:
 		run.Stdin = rsync.Stdin(paths)

@@ -136,7 +136,7 @@ func TestEmptySource(t *testing.T) {
 					t.Fatalf("full=%v: %+v after %d runs", b.Full, r, len(f.runs))
 				}
 				if !contains(f.runs[0].Args, "--dry-run") || (c.ok && contains(f.runs[1].Args, "--dry-run")) {
-					t.Fatalf("runs: %q", f.runs)
+					t.Fatalf("runs: %v", f.runs)
 				}
 			}
 		})

@@ -170,7 +170,7 @@ func Args(o Options, t Target, src string, mode Mode) []string {
 		a = append(a, "--ignore-times")
 	}
 	if o.ListFiles && !o.DryRun {
-		a = append(a, "--out-format="+FileMark+"%i %n%L")
+		a = append(a, "--out-format="+FileMark+"%i %l %n%L")
 	}
 	a = append(a, "--stats")
 	a = append(a, o.Extra...)
@@ -215,6 +215,7 @@ const FileMark = "inopipe-file: "
 // and the path relative to the source root (a symlink's " -> target" kept).
 type FileChange struct {
 	Change string
+	Size   int64 // the file's length (0 for a deletion)
 	Path   string
 }
 
@@ -224,20 +225,34 @@ type FileChange struct {
 func Files(stdout []byte) []FileChange {
 	var out []FileChange
 	for _, line := range strings.Split(string(stdout), "\n") {
-		rest, ok := strings.CutPrefix(line, FileMark)
-		if !ok {
-			continue
+		if fc, ok := ParseFile(line); ok {
+			out = append(out, fc)
 		}
-		change, name, ok := strings.Cut(rest, " ")
-		if !ok {
-			continue
-		}
-		if change == "*deleting" {
-			name = strings.TrimLeft(name, " ")
-		}
-		out = append(out, FileChange{Change: change, Path: unescapeName(name)})
 	}
 	return out
+}
+
+// ParseFile reads one FileMark line ("%i %l %n%L"); ok is false for any
+// other line.
+func ParseFile(line string) (fc FileChange, ok bool) {
+	rest, ok := strings.CutPrefix(line, FileMark)
+	if !ok {
+		return fc, false
+	}
+	change, rest, ok := strings.Cut(rest, " ")
+	if !ok {
+		return fc, false
+	}
+	rest = strings.TrimLeft(rest, " ") // "*deleting" pads with blanks
+	size, name, ok := strings.Cut(rest, " ")
+	if !ok {
+		return fc, false
+	}
+	n, err := strconv.ParseInt(size, 10, 64)
+	if err != nil {
+		return fc, false
+	}
+	return FileChange{Change: change, Size: n, Path: unescapeName(name)}, true
 }
 
 // unescapeName undoes rsync's \#ooo escapes in a logged name.

@@ -268,23 +268,50 @@ func TestExecRunnerStats(t *testing.T) {
 // --log-files: rsync's own lines for changed files, told from --stats,
 // with its \#ooo escapes undone.
 func TestFiles(t *testing.T) {
-	out := []byte(FileMark + ">f+++++++++ www/new.html\n" +
-		FileMark + "*deleting   old.html\n" +
-		FileMark + ".d..t...... www/\n" +
-		FileMark + ">f.st...... odd\\#012name \\#377\n" +
-		FileMark + "cL+++++++++ link -> target\n" +
+	out := []byte(FileMark + ">f+++++++++ 120 www/new.html\n" +
+		FileMark + "*deleting   0 old.html\n" +
+		FileMark + ".d..t...... 4096 www/\n" +
+		FileMark + ">f.st...... 7 odd\\#012name \\#377\n" +
+		FileMark + "cL+++++++++ 6 link -> target\n" +
 		"\nNumber of files: 3\nTotal bytes sent: 10\n")
-	want := []FileChange{{">f+++++++++", "www/new.html"}, {"*deleting", "old.html"}, {".d..t......", "www/"}, {">f.st......", "odd\nname \xff"}, {"cL+++++++++", "link -> target"}}
+	want := []FileChange{{">f+++++++++", 120, "www/new.html"}, {"*deleting", 0, "old.html"}, {".d..t......", 4096, "www/"}, {">f.st......", 7, "odd\nname \xff"}, {"cL+++++++++", 6, "link -> target"}}
 	if got := Files(out); !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %q\nwant %q", got, want)
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 	o := Options{ListFiles: true}
 	tg, _ := ParseTarget("/t")
-	if a := Args(o, tg, "/s/", ModeList); !slices.Contains(a, "--out-format="+FileMark+"%i %n%L") {
+	if a := Args(o, tg, "/s/", ModeList); !slices.Contains(a, "--out-format="+FileMark+"%i %l %n%L") {
 		t.Fatalf("%q", a)
 	}
 	o.DryRun = true
 	if a := Args(o, tg, "/s/", ModeList); slices.ContainsFunc(a, func(s string) bool { return strings.HasPrefix(s, "--out-format") }) {
 		t.Fatalf("dry run lists files: %q", a)
+	}
+}
+
+// ExecRunner hands each file to Progress while the real rsync runs.
+func TestExecRunnerProgress(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	for i := range 20 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), make([]byte, 100), 0o644)
+	}
+	tg, _ := ParseTarget(dst)
+	var got []FileChange
+	o := ExecRunner{}.Run(context.Background(), Run{Binary: "rsync", Args: Args(Options{ListFiles: true, Delete: true}, tg, src+"/", ModeFull),
+		Progress: func(fc FileChange) { got = append(got, fc) }})
+	if o.Exit != 0 {
+		t.Fatalf("rsync: %d %s", o.Exit, o.Stderr)
+	}
+	files := 0
+	for _, fc := range got {
+		if strings.HasPrefix(fc.Change, ">f") {
+			files++
+			if fc.Size != 100 {
+				t.Errorf("%+v", fc)
+			}
+		}
+	}
+	if files != 20 || len(o.Files) != len(got) {
+		t.Fatalf("%d files reported while running (%d lines, %d after)", files, len(got), len(o.Files))
 	}
 }

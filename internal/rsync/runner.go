@@ -18,6 +18,9 @@ type Run struct {
 	Args   []string
 	Env    []string
 	Stdin  []byte
+	// Progress, when set, is told of each file as rsync names it (the
+	// run's Args must ask with Options.ListFiles), while the run goes on.
+	Progress func(FileChange)
 }
 
 // Outcome is what a run did.
@@ -66,6 +69,9 @@ func (e ExecRunner) Run(ctx context.Context, r Run) Outcome {
 	cmd.Stdin = bytes.NewReader(r.Stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if r.Progress != nil {
+		cmd.Stdout = &progressWriter{out: &out, fn: r.Progress}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		// the whole group: rsync forks a receiver/ssh of its own
@@ -92,4 +98,28 @@ func (e ExecRunner) Run(ctx context.Context, r Run) Outcome {
 	o.Deleted = statNumber(deleted, out.Bytes())
 	o.Files = Files(out.Bytes())
 	return o
+}
+
+// progressWriter keeps rsync's standard output and hands each complete
+// FileMark line to fn as it arrives.
+type progressWriter struct {
+	out     *bytes.Buffer
+	partial []byte
+	fn      func(FileChange)
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.out.Write(p)
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if fc, ok := ParseFile(string(w.partial[:i])); ok {
+			w.fn(fc)
+		}
+		w.partial = w.partial[i+1:]
+	}
+	return len(p), nil
 }

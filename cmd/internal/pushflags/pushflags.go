@@ -136,3 +136,35 @@ func FileLog(w io.Writer, now func() time.Time) func(rsync.Target, *event.Batch,
 		}
 	}
 }
+
+// ProgressLog says how far a full sync has got (files and bytes sent so
+// far), at a bounded rate: every second on a terminal, every 10 s in a
+// journal or a file; nothing for a sync shorter than that.
+func ProgressLog(log *base.Log, tty bool, now func() time.Time) func(rsync.Target, string, int, int64) {
+	every := 10 * time.Second
+	if tty {
+		every = time.Second
+	}
+	var mu sync.Mutex
+	type key struct{ target, root string }
+	last := map[key]time.Time{}
+	return func(t rsync.Target, root string, files int, bytes int64) {
+		k := key{t.Spec, root}
+		n := now()
+		mu.Lock()
+		at, seen := last[k]
+		if !seen {
+			last[k] = n
+			mu.Unlock()
+			return
+		}
+		due := n.Sub(at) >= every
+		if due {
+			last[k] = n
+		}
+		mu.Unlock()
+		if due {
+			log.Infof("full sync of %s to %s: %d files, %.1f MiB sent so far", root, t.Spec, files, float64(bytes)/(1<<20))
+		}
+	}
+}
