@@ -387,12 +387,19 @@ func (p *Pusher) attempt(ctx context.Context, t rsync.Target, opts rsync.Options
 
 // once is one rsync run, classified.
 func (p *Pusher) once(ctx context.Context, t rsync.Target, opts rsync.Options, src string, m rsync.Mode, paths []string, attempt int) Report {
+	// Files as rsync names them: counted for progress on a full sync,
+	// kept for --log-files (OnFiles), never buffered otherwise.
 	var progress func(rsync.FileChange)
+	var kept []rsync.FileChange
+	keep := p.OnFiles != nil && opts.ListFiles && !opts.DryRun
 	if m == rsync.ModeFull && p.OnProgress != nil && !opts.DryRun {
 		opts.ListFiles = true
 		var files int
 		var bytes int64
 		progress = func(fc rsync.FileChange) {
+			if keep {
+				kept = append(kept, fc)
+			}
 			files++
 			bytes += fc.Size
 			p.OnProgress(t, src, files, bytes)
@@ -406,6 +413,9 @@ func (p *Pusher) once(ctx context.Context, t rsync.Target, opts rsync.Options, s
 		run.Stdin = rsync.FilterRules(paths)
 	}
 	o := p.Runner.Run(ctx, run)
+	if progress != nil {
+		o.Files = kept
+	}
 	r := Report{Exit: o.Exit, Attempts: attempt, Bytes: o.Bytes, Deleted: o.Deleted, Files: o.Files, Class: rsync.Classify(o.Exit, o.Stderr),
 		Refusal: o.Err == nil && rsync.Refusal(o.Exit, o.Stderr)}
 	if o.Err != nil {

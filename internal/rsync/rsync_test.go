@@ -311,7 +311,7 @@ func TestExecRunnerProgress(t *testing.T) {
 			}
 		}
 	}
-	if files != 20 || len(o.Files) != len(got) {
-		t.Fatalf("%d files reported while running (%d lines, %d after)", files, len(got), len(o.Files))
+	if files != 20 || len(o.Files) != 0 || o.Bytes <= 0 {
+		t.Fatalf("%d files reported while running (%d lines; %d kept after, %d bytes from --stats)", files, len(got), len(o.Files), o.Bytes)
 	}
 }

@@ -19,7 +19,8 @@ type Run struct {
 	Env    []string
 	Stdin  []byte
 	// Progress, when set, is told of each file as rsync names it (the
-	// run's Args must ask with Options.ListFiles), while the run goes on.
+	// run's Args must ask with Options.ListFiles), while the run goes on;
+	// Outcome.Files is then empty (the caller keeps what it needs).
 	Progress func(FileChange)
 }
 
@@ -100,8 +101,8 @@ func (e ExecRunner) Run(ctx context.Context, r Run) Outcome {
 	return o
 }
 
-// progressWriter keeps rsync's standard output and hands each complete
-// FileMark line to fn as it arrives.
+// progressWriter hands each complete FileMark line of rsync's standard
+// output to fn as it arrives, and keeps the rest (--stats) in out.
 type progressWriter struct {
 	out     *bytes.Buffer
 	partial []byte
@@ -109,7 +110,6 @@ type progressWriter struct {
 }
 
 func (w *progressWriter) Write(p []byte) (int, error) {
-	w.out.Write(p)
 	w.partial = append(w.partial, p...)
 	for {
 		i := bytes.IndexByte(w.partial, '\n')
@@ -117,7 +117,9 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 			break
 		}
 		if fc, ok := ParseFile(string(w.partial[:i])); ok {
-			w.fn(fc)
+			w.fn(fc) // not kept: a full sync of a million files would hold them all
+		} else {
+			w.out.Write(w.partial[:i+1])
 		}
 		w.partial = w.partial[i+1:]
 	}
