@@ -69,7 +69,7 @@ FUZZ = ./internal/event:FuzzDecode ./internal/event:FuzzEventRoundTrip ./interna
 	./internal/batch:FuzzConverges ./internal/rsync:FuzzNormalize ./internal/rsync:FuzzSplitOpts \
 	./internal/rsync:FuzzParseTarget ./internal/spool:FuzzEntry ./internal/spool:FuzzPairs \
 	./internal/filter:FuzzPatterns ./cmd/inowait:FuzzFormat ./cmd/sersync2inopipe:FuzzConvert \
-	./cmd/internal/runconfig:FuzzParse
+	./internal/runconfig:FuzzParse
 fuzz:
 	@for f in $(FUZZ); do \
 		echo "fuzz: $${f#*:} ($${f%%:*}) for $(FUZZTIME)"; \

@@ -10,8 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/inopipe/inopipe/cmd/internal/pushflags"
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/base/pushflags"
 	"github.com/inopipe/inopipe/internal/push"
 	"github.com/inopipe/inopipe/internal/replay"
 	"github.com/inopipe/inopipe/internal/spool"

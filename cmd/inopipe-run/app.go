@@ -12,8 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/runconfig"
 )
 
 const description = `run one inopipe pipeline under supervision, configured by an env file:

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/inopipe/inopipe/cmd/internal/pushflags"
+	"github.com/inopipe/inopipe/internal/base/pushflags"
 )
 
 type flagKind int

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/runconfig"
 )
 
 var lookPath = exec.LookPath

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/status"
 )
 

@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/status"
 )
 

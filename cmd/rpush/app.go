@@ -14,8 +14,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/inopipe/inopipe/cmd/internal/pushflags"
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/base/pushflags"
 	"github.com/inopipe/inopipe/internal/dispatch"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/push"

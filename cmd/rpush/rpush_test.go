@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inopipe/inopipe/cmd/internal/pushflags"
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/base/pushflags"
 	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/rsync"

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/rsync"
+	"github.com/inopipe/inopipe/internal/runconfig"
 )
 
 // localPath is one <localpath watch> with its <remote>s.

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/inopipe/inopipe/cmd/internal/runconfig"
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/runconfig"
 )
 
 // TestGolden converts the sample configs (written from sersync's

@@ -1,7 +1,7 @@
 // Package pushflags holds the command-line options rpush and failreplay
 // share (so that a replay runs exactly as the first attempt did) and turns
-// them into a push.Pusher, its targets and the spool. It is the only place
-// below cmd/ besides internal/base that knows urfave/cli.
+// them into a push.Pusher, its targets and the spool. Part of base: with
+// it, the only place below cmd/ that knows urfave/cli.
 package pushflags
 
 import (
