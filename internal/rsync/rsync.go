@@ -143,26 +143,7 @@ func Args(o Options, t Target, src string, mode Mode) []string {
 	// Without it, a same-size rewrite within the same second is skipped by
 	// rsync's quick check.
 	a = append(a, "--modify-window=-1")
-	if o.Timeout > 0 {
-		a = append(a, "--timeout="+strconv.Itoa(o.Timeout))
-	}
-	switch t.Kind {
-	case Daemon:
-		if o.ConTimeout > 0 {
-			a = append(a, "--contimeout="+strconv.Itoa(o.ConTimeout))
-		}
-		// Without TCP_NODELAY each daemon connection stalls ~130 ms on
-		// Nagle plus delayed ACK.
-		a = append(a, "--sockopts=TCP_NODELAY")
-		if o.Port > 0 {
-			a = append(a, "--port="+strconv.Itoa(o.Port))
-		}
-		if o.PasswordFile != "" {
-			a = append(a, "--password-file="+o.PasswordFile)
-		}
-	case SSH:
-		a = append(a, "-e", SSHCommand(o))
-	}
+	a = connArgs(a, o, t)
 	if o.DryRun {
 		a = append(a, "--dry-run")
 	}
@@ -183,7 +164,15 @@ func Args(o Options, t Target, src string, mode Mode) []string {
 // module, a refused option or an unreachable host shows at start-up, with
 // rsync's own exit code and words.
 func ProbeArgs(o Options, t Target) []string {
-	a := []string{"--list-only", "--no-r", "--dirs"}
+	a := connArgs([]string{"--list-only", "--no-r", "--dirs"}, o, t)
+	a = append(a, o.Extra...)
+	return append(a, t.Dest)
+}
+
+// connArgs appends how rsync reaches t: the I/O timeout, and the daemon's
+// connect timeout, port and password file, or ssh's remote shell. Every
+// run and the probe share them, so a probe tests what the runs will do.
+func connArgs(a []string, o Options, t Target) []string {
 	if o.Timeout > 0 {
 		a = append(a, "--timeout="+strconv.Itoa(o.Timeout))
 	}
@@ -192,6 +181,9 @@ func ProbeArgs(o Options, t Target) []string {
 		if o.ConTimeout > 0 {
 			a = append(a, "--contimeout="+strconv.Itoa(o.ConTimeout))
 		}
+		// Without TCP_NODELAY each daemon connection stalls ~130 ms on
+		// Nagle plus delayed ACK.
+		a = append(a, "--sockopts=TCP_NODELAY")
 		if o.Port > 0 {
 			a = append(a, "--port="+strconv.Itoa(o.Port))
 		}
@@ -201,8 +193,7 @@ func ProbeArgs(o Options, t Target) []string {
 	case SSH:
 		a = append(a, "-e", SSHCommand(o))
 	}
-	a = append(a, o.Extra...)
-	return append(a, t.Dest)
+	return a
 }
 
 // FileMark starts each line rsync prints for a changed file (ListFiles),
