@@ -153,6 +153,14 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
+// settle lets the bubble's fake clock run until every worker is idle on
+// its queue: spool retries and back-offs sleep on that clock, so a minute
+// of it covers them, at no cost in real time.
+func settle() {
+	time.Sleep(time.Minute)
+	synctest.Wait()
+}
+
 func batch(seq uint64) *event.Batch {
 	return &event.Batch{Seq: seq, Root: "/data/", Sync: []string{fmt.Sprintf("f%d", seq)}, Delete: []string{}}
 }
@@ -190,83 +198,75 @@ func TestTargetsAreIsolated(t *testing.T) {
 // The gate's refusal (source-side danger) stops that root for every
 // target, and says why.
 func TestDangerStopsTheRoot(t *testing.T) {
-	r := newRig(t, Config{Targets: targets(t, "/a", "/b"), Queue: 100}, func(_ context.Context, tg rsync.Target, b *event.Batch) push.Report {
-		if b.Seq == 2 {
-			return push.Report{Exit: rsync.ExitFileSelect, Class: rsync.Dangerous, Err: "source root /data/ is empty and the run deletes; refusing to sync"}
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, Config{Targets: targets(t, "/a", "/b"), Queue: 100}, func(_ context.Context, tg rsync.Target, b *event.Batch) push.Report {
+			if b.Seq == 2 {
+				return push.Report{Exit: rsync.ExitFileSelect, Class: rsync.Dangerous, Err: "source root /data/ is empty and the run deletes; refusing to sync"}
+			}
+			return push.Report{OK: true}
+		})
+		r.e.Dispatch(batch(1))
+		r.e.Dispatch(batch(2))
+		// Let both workers finish batch 2 before 3 arrives.
+		settle()
+		r.e.Dispatch(batch(3))
+		s := r.e.Close()
+		got := r.res.byTarget()
+		oks := got["/a"][0] + got["/b"][0]
+		if s.Stopped["/data/"] == "" || r.p.count("/a 3") != 0 || r.p.count("/b 3") != 0 || r.res.n() != 6 || s.Spooled != 6-oks {
+			t.Fatalf("summary %+v pushes %v", s, r.p.pushes)
 		}
-		return push.Report{OK: true}
+		if !strings.Contains(r.log.String(), "rpush: error: source root /data/ is empty") || !strings.Contains(r.log.String(), "rpush: hint: check the source") {
+			t.Fatalf("stderr:\n%s", r.log)
+		}
 	})
-	r.e.Dispatch(batch(1))
-	r.e.Dispatch(batch(2))
-	// Let both workers finish batch 2 before 3 arrives.
-	deadline := time.Now().Add(10 * time.Second)
-	for r.res.n() < 4 {
-		if time.Now().After(deadline) {
-			t.Fatal("batch 2 never pushed")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	r.e.Dispatch(batch(3))
-	s := r.e.Close()
-	got := r.res.byTarget()
-	oks := got["/a"][0] + got["/b"][0]
-	if s.Stopped["/data/"] == "" || r.p.count("/a 3") != 0 || r.p.count("/b 3") != 0 || r.res.n() != 6 || s.Spooled != 6-oks {
-		t.Fatalf("summary %+v pushes %v", s, r.p.pushes)
-	}
-	if !strings.Contains(r.log.String(), "rpush: error: source root /data/ is empty") || !strings.Contains(r.log.String(), "rpush: hint: check the source") {
-		t.Fatalf("stderr:\n%s", r.log)
-	}
 }
 
 // Safety issue, case 5: a batch that can be neither delivered nor spooled
 // is never lost in silence. The (target, root) owes a full sync, tried
 // before its next batch; what is still owed at the end is reported.
 func TestSpoolFailureOwesAFullSync(t *testing.T) {
-	full := errors.New("no space left on device")
-	down := true
-	var mu sync.Mutex
-	r := newRig(t, Config{Targets: targets(t, "/a", "/b"), Queue: 100}, func(_ context.Context, tg rsync.Target, b *event.Batch) push.Report {
+	synctest.Test(t, func(t *testing.T) {
+		full := errors.New("no space left on device")
+		down := true
+		var mu sync.Mutex
+		r := newRig(t, Config{Targets: targets(t, "/a", "/b"), Queue: 100}, func(_ context.Context, tg rsync.Target, b *event.Batch) push.Report {
+			mu.Lock()
+			defer mu.Unlock()
+			if tg.Spec == "/a" && down {
+				return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Retry, Err: "connection refused"}
+			}
+			return push.Report{OK: true}
+		})
+		r.sp.put = func(*spool.Entry) error { return full }
+		r.e.Dispatch(batch(1))
+		r.e.Dispatch(batch(2))
+		settle()
+		// The target comes back: its next batch becomes the owed full sync.
 		mu.Lock()
-		defer mu.Unlock()
-		if tg.Spec == "/a" && down {
-			return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Retry, Err: "connection refused"}
+		down = false
+		mu.Unlock()
+		r.e.Dispatch(batch(3))
+		s := r.e.Close()
+		if len(s.Owed) != 0 || r.p.count("/a 3 true") != 1 || r.p.count("/b") != 3 {
+			t.Fatalf("summary %+v pushes %v", s, r.p.pushes)
 		}
-		return push.Report{OK: true}
-	})
-	r.sp.put = func(*spool.Entry) error { return full }
-	r.e.Dispatch(batch(1))
-	r.e.Dispatch(batch(2))
-	deadline := time.Now().Add(10 * time.Second)
-	for r.p.count("/a") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("never pushed")
+		if !strings.Contains(r.log.String(), "could be neither delivered nor spooled") {
+			t.Fatalf("stderr:\n%s", r.log)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	// The target comes back: its next batch becomes the owed full sync.
-	mu.Lock()
-	down = false
-	mu.Unlock()
-	r.e.Dispatch(batch(3))
-	s := r.e.Close()
-	if len(s.Owed) != 0 || r.p.count("/a 3 true") != 1 || r.p.count("/b") != 3 {
-		t.Fatalf("summary %+v pushes %v", s, r.p.pushes)
-	}
-	if !strings.Contains(r.log.String(), "could be neither delivered nor spooled") {
-		t.Fatalf("stderr:\n%s", r.log)
-	}
 
-	// Still down at the end: Close reports what is owed.
-	r = newRig(t, Config{Targets: targets(t, "/a"), Queue: 100}, func(context.Context, rsync.Target, *event.Batch) push.Report {
-		return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Retry, Err: "connection refused"}
+		// Still down at the end: Close reports what is owed.
+		r = newRig(t, Config{Targets: targets(t, "/a"), Queue: 100}, func(context.Context, rsync.Target, *event.Batch) push.Report {
+			return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Retry, Err: "connection refused"}
+		})
+		r.sp.put = func(*spool.Entry) error { return full }
+		r.e.Dispatch(batch(1))
+		r.e.Dispatch(batch(2))
+		s = r.e.Close()
+		if len(s.Owed) != 1 || s.Owed[0].Target != "/a" || s.Owed[0].Batches != 2 {
+			t.Fatalf("summary %+v", s)
+		}
 	})
-	r.sp.put = func(*spool.Entry) error { return full }
-	r.e.Dispatch(batch(1))
-	r.e.Dispatch(batch(2))
-	s = r.e.Close()
-	if len(s.Owed) != 1 || s.Owed[0].Target != "/a" || s.Owed[0].Batches != 2 {
-		t.Fatalf("summary %+v", s)
-	}
 }
 
 // A spool write that fails once is tried again: nothing is owed.
@@ -351,44 +351,40 @@ func TestInitFullSyncOncePerRoot(t *testing.T) {
 // Issue 12: a target that comes back gets its spooled batches at once
 // (catch-up), not at the next failreplay timer; once, not per batch.
 func TestCatchUpWhenTargetReturns(t *testing.T) {
-	var mu sync.Mutex
-	down := true
-	var catchUps []string
-	r := newRig(t, Config{Targets: targets(t, "/a", "/b"), Queue: 100}, func(_ context.Context, tg rsync.Target, b *event.Batch) push.Report {
-		mu.Lock()
-		defer mu.Unlock()
-		if tg.Spec == "/a" && down {
-			return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Retry, Err: "connection refused"}
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		down := true
+		var catchUps []string
+		r := newRig(t, Config{Targets: targets(t, "/a", "/b"), Queue: 100}, func(_ context.Context, tg rsync.Target, b *event.Batch) push.Report {
+			mu.Lock()
+			defer mu.Unlock()
+			if tg.Spec == "/a" && down {
+				return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Retry, Err: "connection refused"}
+			}
+			return push.Report{OK: true}
+		})
+		r.e.cfg.CatchUp = func(_ context.Context, tg rsync.Target) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			catchUps = append(catchUps, tg.Spec)
+			return 0, nil
 		}
-		return push.Report{OK: true}
+		r.e.Dispatch(batch(1))
+		r.e.Dispatch(batch(2))
+		settle()
+		mu.Lock()
+		down = false
+		mu.Unlock()
+		r.e.Dispatch(batch(3))
+		r.e.Dispatch(batch(4))
+		r.e.Close()
+		if strings.Join(catchUps, ",") != "/a" {
+			t.Fatalf("catch-ups %v, want one for /a", catchUps)
+		}
+		if !strings.Contains(r.log.String(), "/a is back") {
+			t.Fatalf("stderr:\n%s", r.log)
+		}
 	})
-	r.e.cfg.CatchUp = func(_ context.Context, tg rsync.Target) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		catchUps = append(catchUps, tg.Spec)
-		return 0, nil
-	}
-	r.e.Dispatch(batch(1))
-	r.e.Dispatch(batch(2))
-	deadline := time.Now().Add(10 * time.Second)
-	for r.res.n() < 4 {
-		if time.Now().After(deadline) {
-			t.Fatal("no results")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	mu.Lock()
-	down = false
-	mu.Unlock()
-	r.e.Dispatch(batch(3))
-	r.e.Dispatch(batch(4))
-	r.e.Close()
-	if strings.Join(catchUps, ",") != "/a" {
-		t.Fatalf("catch-ups %v, want one for /a", catchUps)
-	}
-	if !strings.Contains(r.log.String(), "/a is back") {
-		t.Fatalf("stderr:\n%s", r.log)
-	}
 }
 
 // A refusal (wrong password after start) is reported once, to OnRefusal.
