@@ -161,11 +161,5 @@ func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []ev
 		return nil
 	}
 	send()
-	switch {
-	case errors.Is(err, event.ErrStrict):
-		return base.Exit(base.ExitBadInput)
-	case err != nil:
-		return base.Errorf(base.ExitError, "read: %w", err)
-	}
-	return nil
+	return base.ReadError(err)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -177,14 +176,9 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		}
 		return nil
 	})
-	switch {
-	case errors.Is(err, event.ErrStrict):
-		out.Flush()
-		return base.Exit(base.ExitBadInput)
-	case err != nil && !errors.As(err, new(*base.Error)):
-		return base.Errorf(base.ExitError, "read: %w", err)
-	case err != nil:
-		return err
+	if err != nil {
+		out.Flush() // what was kept before a --strict stop
+		return base.ReadError(err)
 	}
 	if err := out.Flush(); err != nil {
 		return base.Errorf(base.ExitError, "write: %w", err)

@@ -279,11 +279,5 @@ func read(cfg *Config, stdin io.Reader, dispatch func(*event.Batch), log *base.L
 		}
 		return nil
 	})
-	switch {
-	case errors.Is(err, event.ErrStrict):
-		return base.Exit(base.ExitBadInput)
-	case err != nil:
-		return base.Errorf(base.ExitError, "read: %w", err)
-	}
-	return nil
+	return base.ReadError(err)
 }

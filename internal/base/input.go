@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/inopipe/inopipe/internal/event"
 )
 
 // StopReader returns a reader of r that ends, as if at EOF, once ctx is
@@ -104,3 +106,20 @@ func pollable(ctx context.Context, f *os.File) (io.Reader, func(), bool) {
 }
 
 func dupCloexec(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
+
+// ReadError gives the result of a stage's read loop (event.Decoder.Each)
+// its exit code: nil stays nil, a --strict stop is ExitBadInput (the line
+// was reported already), an *Error (a write failing in the loop) keeps
+// its own, anything else is a read failure.
+func ReadError(err error) error {
+	var e *Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, event.ErrStrict):
+		return Exit(ExitBadInput)
+	case errors.As(err, &e):
+		return err
+	}
+	return Errorf(ExitError, "read: %w", err)
+}
