@@ -322,6 +322,9 @@ var deniedLong = map[string]string{
 	"remove-source-files": whySource, "remove-sent-files": whySource,
 	"daemon": whyMode, "server": whyMode, "sender": whyMode,
 	"rsh": whyShell, "dry-run": whyDry,
+	// --files-from implies --relative; without it a recursive "dir/" entry
+	// is copied into the target's root, and --delete empties the rest.
+	"no-relative": whyList, "no-R": whyList,
 }
 
 // deniedShort are the short options (alone or inside a cluster like -avf).

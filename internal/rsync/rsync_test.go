@@ -133,6 +133,9 @@ func TestSplitOpts(t *testing.T) {
 		"--read-batch=x", "--write-batch=x", "--only-write-batch=x",
 		"-e 'sh -c id'", "-ae ssh", "--rsh=ssh", "--server", "--sender", "-n", "-an", "--dry-run",
 		"--delete-missing-args", "--ignore-missing-args",
+		// found in review: with --files-from, --no-relative copies a "dir/"
+		// entry into the target's root and --delete wipes the rest
+		"--no-relative", "--no-R",
 	} {
 		if args, err := SplitOpts(bad); err == nil {
 			t.Errorf("%q accepted as %q", bad, args)
