@@ -368,3 +368,36 @@ func TestSafetySigtermEvfilterKeepsWhatItRead(t *testing.T) {
 		t.Fatalf("exit %d; %d of %d events read were not written (split line %d)\n%s", code, missing, len(consumed), split, &stderr)
 	}
 }
+
+// Found in review: --rsync-opts --no-relative turned a recursive "dir/"
+// entry into a copy of dir into the target's root, and --delete wiped the
+// rest. It is refused; this runs it against the real rsync to show why.
+func TestSafetyNoRelativeRefused(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(src, "www"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "www", "a"), []byte("a"), 0o644))
+	before := fillTarget(t, tgt, 5)
+	for _, opt := range []string{"--no-relative", "--no-R"} {
+		r := clitest.Run(t, batchLine(1, src, []string{"www/"}, nil), bin("rpush"), "--spool", spool, "--rsync-opts", opt, tgt)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "is not allowed") {
+			t.Errorf("%s: exit %d\n%s", opt, r.Code, r.Stderr)
+		}
+	}
+	if n := countEntries(t, tgt); n != before {
+		t.Fatalf("target went from %d entries to %d", before, n)
+	}
+}
+
+// --init's full sync passes the gate too: an empty (unmounted) source
+// never empties the target before the first batch.
+func TestSafetyInitEmptySource(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	before := fillTarget(t, tgt, 7)
+	r := clitest.Run(t, batchLine(1, src, []string{"new"}, nil), bin("rpush"), "--spool", spool, "--init", tgt)
+	if n := countEntries(t, tgt); n != before {
+		t.Fatalf("target went from %d entries to %d (exit %d)\n%s", before, n, r.Code, r.Stderr)
+	}
+	if r.Code != 1 || !strings.Contains(r.Stderr, "is empty and the run deletes") {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,5 +162,29 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A spooled full sync replayed after the source was emptied (unmounted)
+// passes the gate: no real run, the entry stays.
+func TestReplayEmptiedSourceRefused(t *testing.T) {
+	p, sp, _ := newReplay(t, func(r rsync.Run) rsync.Outcome {
+		if slices.Contains(r.Args, "--dry-run") {
+			return rsync.Outcome{Deleted: 40} // the target holds what the source lost
+		}
+		t.Errorf("a real run on an empty source: %q", r.Args)
+		return rsync.Outcome{}
+	})
+	empty := t.TempDir() + "/"
+	put(t, sp, empty, event.Batch{Seq: 1, Full: true})
+	put(t, sp, empty, event.Batch{Seq: 2, Sync: []string{"./"}})
+	var stderr bytes.Buffer
+	err := run(context.Background(), &Config{MaxFailures: 1}, p, sp, &stderr)
+	var be *base.Error
+	if !errors.As(err, &be) || be.Code != base.ExitPartial || sp.Count() != 2 || sp.Quarantined() != 0 {
+		t.Fatalf("%v, %d entries, %d quarantined\n%s", err, sp.Count(), sp.Quarantined(), &stderr)
+	}
+	if !strings.Contains(stderr.String(), "is empty and the run deletes") {
+		t.Fatalf("stderr:\n%s", &stderr)
 	}
 }

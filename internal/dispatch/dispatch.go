@@ -338,13 +338,19 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	e.mu.Lock()
 	newPair := !e.pairs[pair]
 	e.pairs[pair] = true
-	disabled, stopped := e.disabled[w.target.Spec], e.stopped[b.Root]
 	e.mu.Unlock()
 	if newPair {
 		if err := e.sp.RecordPairs([]spool.Pair{pair}); err != nil {
 			e.log.Warnf("record %s → %s for failreplay --full: %v", b.Root, w.target.Spec, err)
 		}
 	}
+	if e.cfg.Init && !w.inited[b.Root] && !b.Full && !e.isStopping() {
+		w.inited[b.Root] = true
+		e.initial(w, b) // may stop the root (the gate) before b runs
+	}
+	e.mu.Lock()
+	disabled, stopped := e.disabled[w.target.Spec], e.stopped[b.Root]
+	e.mu.Unlock()
 	switch {
 	case stopped != "":
 		r.Error = "not run: source stopped: " + stopped
@@ -357,10 +363,6 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 		e.notRun(w, b, r.Error)
 		return
 	}
-	if e.cfg.Init && !w.inited[b.Root] && !b.Full {
-		w.inited[b.Root] = true
-		e.initial(w, b)
-	}
 	owed := w.owes(b.Root)
 	if owed > 0 && !b.Full {
 		// A lost batch of this root: the full sync it owes covers this
@@ -370,24 +372,8 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	rep := e.p.Push(e.runCtx, w.target, b)
 	r.OK, r.Exit, r.Paths, r.Bytes, r.Attempts, r.Error = rep.OK, rep.Exit, rep.Paths, rep.Bytes, rep.Attempts, rep.Err
 	r.Seconds = rep.Elapsed.Seconds()
-	if !rep.OK && rep.Refusal && e.cfg.OnRefusal != nil {
-		e.refusalOnce.Do(func() { e.cfg.OnRefusal(w.target, rep.Err) })
-	}
 	if !rep.OK {
-		switch rep.Class {
-		case rsync.Dangerous:
-			e.mu.Lock()
-			e.stopped[b.Root] = rep.Err
-			e.mu.Unlock()
-			e.log.Errorf("%s; no more batches of this root are run, for any target (they are spooled)", rep.Err)
-			e.log.Hintf("check the source (mounted? emptied by mistake?), then restart the pipeline: it resyncs on start")
-		case rsync.Config:
-			e.mu.Lock()
-			e.disabled[w.target.Spec] = rep.Err
-			e.mu.Unlock()
-			e.log.Errorf("%s; every further batch for %s is spooled", rep.Err, w.target.Spec)
-		}
-		e.spool(w, b, r, rep.Err, rep.Exit)
+		e.failed(w, b, r, rep)
 	}
 	if owed > 0 && (r.OK || r.Spooled != "") {
 		// The owed full sync was delivered, or is now in the spool.
@@ -419,7 +405,31 @@ func (e *Engine) initial(w *worker, b *event.Batch) {
 	}
 	e.log.Warnf("initial full sync of %s to %s: %s (spooled)", b.Root, w.target.Spec, rep.Err)
 	fr := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec, Exit: rep.Exit, Attempts: rep.Attempts}
-	e.spool(w, full, fr, rep.Err, rep.Exit)
+	e.failed(w, full, fr, rep)
+}
+
+// failed is what every failed push of b to w's target does, the initial
+// full sync's included: the gate's refusal stops the root for every
+// target, a broken rsync disables the target, a refusal of the
+// configuration is reported (OnRefusal), and b is spooled.
+func (e *Engine) failed(w *worker, b *event.Batch, r *event.Result, rep push.Report) {
+	if rep.Refusal && e.cfg.OnRefusal != nil {
+		e.refusalOnce.Do(func() { e.cfg.OnRefusal(w.target, rep.Err) })
+	}
+	switch rep.Class {
+	case rsync.Dangerous:
+		e.mu.Lock()
+		e.stopped[b.Root] = rep.Err
+		e.mu.Unlock()
+		e.log.Errorf("%s; no more batches of this root are run, for any target (they are spooled)", rep.Err)
+		e.log.Hintf("check the source (mounted? emptied by mistake?), then restart the pipeline: it resyncs on start")
+	case rsync.Config:
+		e.mu.Lock()
+		e.disabled[w.target.Spec] = rep.Err
+		e.mu.Unlock()
+		e.log.Errorf("%s; every further batch for %s is spooled", rep.Err, w.target.Spec)
+	}
+	e.spool(w, b, r, rep.Err, rep.Exit)
 }
 
 // String renders an Owed for an error message.
