@@ -43,7 +43,7 @@ func TestShowStatus(t *testing.T) {
 	tr := status.New(t0, []string{"web2::www"})
 	tr.Done(&event.Result{Target: "web2::www", Seq: 1, OK: true}, ok)
 	tr.Done(&event.Result{Target: "web2::www", Seq: 2, Error: "rsync exit 10: connection refused", Spooled: "/s/x.batch"}, t0)
-	os.WriteFile(file, status.JSON(tr.Snapshot(t0, "/s", 1, 0)), 0o644)
+	os.WriteFile(file, status.JSON(tr.Snapshot(t0, "/s", 1, 0, nil)), 0o644)
 	cfg, err := runconfig.Parse("www.env", []byte("SOURCE=/data\nTARGETS=web2::www\nSTATUS_FILE="+file+"\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -114,13 +114,13 @@ func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stdi
 		specs = append(specs, t.Spec)
 	}
 	track := status.New(time.Now(), specs)
-	track.Spooled = sp.Waiting
 	track.Instance = cfg.Instance
 	writeStatus := func() {
 		if cfg.StatusFile == "" {
 			return
 		}
-		d := track.Snapshot(time.Now(), sp.Dir, sp.Count(), sp.Quarantined())
+		c := sp.Census() // one read of the spool per snapshot
+		d := track.Snapshot(time.Now(), sp.Dir, c.Entries, c.Quarantined, c.Waiting)
 		if err := status.WriteFile(cfg.StatusFile, status.Render(cfg.StatusFile, d)); err != nil {
 			log.Warnf("%v", err)
 		}

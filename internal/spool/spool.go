@@ -226,28 +226,57 @@ func (s *Spool) Count() int {
 	return n
 }
 
-// Waiting counts the entries for target and tells when the oldest was
-// spooled, from the file names alone (for catch-up and monitoring).
-func (s *Spool) Waiting(target string) (n int, oldest time.Time) {
+// Census is what the spool holds, from one read of its directory (and
+// one of quarantine/), file names only: for monitoring and catch-up.
+type Census struct {
+	Entries     int
+	Quarantined int
+	byTag       map[string]waiting
+}
+
+type waiting struct {
+	n      int
+	oldest time.Time
+}
+
+// Census reads the spool's directory once.
+func (s *Spool) Census() Census {
+	c := Census{byTag: map[string]waiting{}, Quarantined: s.Quarantined()}
 	des, err := os.ReadDir(s.Dir)
 	if err != nil {
-		return 0, time.Time{}
+		return c
 	}
-	tag := "-" + targetTag(target) + suffix
 	for _, de := range des {
 		name := de.Name()
-		if !strings.HasSuffix(name, tag) || !de.Type().IsRegular() {
+		if !strings.HasSuffix(name, suffix) || !de.Type().IsRegular() {
 			continue
 		}
-		n++
-		stamp, _, _ := strings.Cut(name, "-")
+		c.Entries++
+		// UNIXNANO-SEQ-TAG.batch
+		stamp, rest, _ := strings.Cut(strings.TrimSuffix(name, suffix), "-")
+		_, tag, _ := strings.Cut(rest, "-")
+		w := c.byTag[tag]
+		w.n++
 		if ns, err := strconv.ParseInt(stamp, 10, 64); err == nil {
-			if t := time.Unix(0, ns); oldest.IsZero() || t.Before(oldest) {
-				oldest = t
+			if t := time.Unix(0, ns); w.oldest.IsZero() || t.Before(w.oldest) {
+				w.oldest = t
 			}
 		}
+		c.byTag[tag] = w
 	}
-	return n, oldest
+	return c
+}
+
+// Waiting counts the entries for target and tells when the oldest was
+// spooled.
+func (c Census) Waiting(target string) (n int, oldest time.Time) {
+	w := c.byTag[targetTag(target)]
+	return w.n, w.oldest
+}
+
+// Waiting is Census().Waiting(target).
+func (s *Spool) Waiting(target string) (n int, oldest time.Time) {
+	return s.Census().Waiting(target)
 }
 
 // Read loads one entry. A malformed file yields an error wrapping

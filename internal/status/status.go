@@ -53,11 +53,6 @@ type Tracker struct {
 	// one node_exporter textfile directory ("" : no label).
 	Instance string
 
-	// Spooled, when set, counts a target's batches in the spool and says
-	// when the oldest was spooled: they are pending too, and their age is
-	// lag (a target that is down must not look idle).
-	Spooled func(target string) (n int, oldest time.Time)
-
 	mu      sync.Mutex
 	started time.Time
 	order   []string
@@ -115,8 +110,10 @@ func (t *Tracker) Done(r *event.Result, now time.Time) {
 }
 
 // Snapshot returns the document as of now, with the spool's entry and
-// quarantine counts.
-func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries, quarantined int) Doc {
+// quarantine counts. spooled, when not nil, counts a target's batches in
+// the spool and says when the oldest was spooled: they are pending too,
+// and their age is lag (a target that is down must not look idle).
+func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries, quarantined int, spooled func(target string) (int, time.Time)) Doc {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	d := Doc{Instance: t.Instance, Updated: now, Started: t.started, PID: os.Getpid(), Spool: spool, SpoolEntries: spoolEntries, Quarantined: quarantined}
@@ -128,8 +125,8 @@ func (t *Tracker) Snapshot(now time.Time, spool string, spoolEntries, quarantine
 				s.LagSeconds = math.Max(s.LagSeconds, now.Sub(first).Seconds())
 			}
 		}
-		if t.Spooled != nil {
-			k, oldest := t.Spooled(n)
+		if spooled != nil {
+			k, oldest := spooled(n)
 			s.Pending += k
 			if k > 0 && !oldest.IsZero() {
 				s.LagSeconds = math.Max(s.LagSeconds, now.Sub(oldest).Seconds())

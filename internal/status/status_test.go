@@ -21,7 +21,7 @@ func TestTrackerAndRender(t *testing.T) {
 	tr.Queued(`odd"name\`, 1, t0)
 	tr.Done(&event.Result{Target: `odd"name\`, Seq: 1, Paths: 10, Attempts: 4, Error: "rsync exit 10: connection refused", Spooled: "/spool/x.batch"}, t0.Add(4*time.Second))
 	tr.Queued("unknown", 9, t0) // ignored, never panics
-	d := tr.Snapshot(t0.Add(5*time.Second), "/var/spool/inopipe", 1, 2)
+	d := tr.Snapshot(t0.Add(5*time.Second), "/var/spool/inopipe", 1, 2, nil)
 
 	a, b := d.Targets[0], d.Targets[1]
 	if a.BatchesOK != 1 || a.Pending != 1 || a.LagSeconds != 3 || a.Bytes != 4096 || a.LastSuccess == nil || a.LastFailure != nil {
@@ -94,7 +94,7 @@ func TestWriteFileFailureKeepsOld(t *testing.T) {
 func TestPrometheusInstanceLabel(t *testing.T) {
 	tr := New(time.Unix(0, 0), []string{"h::m"})
 	tr.Instance = "www"
-	out := string(Prometheus(tr.Snapshot(time.Unix(10, 0), "/s", 0, 0)))
+	out := string(Prometheus(tr.Snapshot(time.Unix(10, 0), "/s", 0, 0, nil)))
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if strings.HasPrefix(line, "#") {
 			continue
