@@ -96,7 +96,8 @@ var (
 
 // Unmarshal decodes one line into rec, deciding its kind: a line with
 // "target" is a result, one whose "events" is an array is an event, one
-// with "seq", "sync", "delete" or "full" is a batch.
+// with "seq", "sync", "delete" or "full" is a batch, one with only
+// "rules" is a rules record.
 func Unmarshal(line []byte, rec *Record) error {
 	var u unmarshaler
 	return u.Unmarshal(line, rec)
@@ -125,6 +126,7 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 		isBatch      bool
 		isResult     bool
 		hasPath      bool
+		hasRules     bool
 	)
 	p.ws()
 	if !p.eat('{') {
@@ -230,6 +232,9 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 			rs.Error, err = p.str()
 		case "spooled":
 			rs.Spooled, err = p.str()
+		case "rules":
+			hasRules = true
+			err = p.rules(&rec.Rules)
 		default:
 			err = p.skip(0)
 		}
@@ -262,10 +267,63 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 		}
 	case isBatch || eventsNumber:
 		rec.Kind = KindBatch
+		if hasRules {
+			r := rec.Rules
+			bt.Rules = &r
+			rec.Rules = Rules{}
+		}
+	case hasRules:
+		rec.Kind = KindRules
 	default:
 		return errUnknown
 	}
 	return nil
+}
+
+// rules reads {"exclude":[...],"include":[...]}; an absent "include" is
+// nil (no includes), a present one, even empty, is not.
+func (p *parser) rules(r *Rules) error {
+	if !p.eat('{') {
+		return p.errf("expected an object")
+	}
+	p.ws()
+	if !p.eat('}') {
+		for {
+			p.ws()
+			key, err := p.str()
+			if err != nil {
+				return err
+			}
+			p.ws()
+			if !p.eat(':') {
+				return p.errf("expected ':' after key %q", key)
+			}
+			p.ws()
+			switch key {
+			case "exclude":
+				r.Exclude, err = p.strs()
+			case "include":
+				r.Include, err = p.strs()
+				if err == nil && r.Include == nil {
+					r.Include = []string{}
+				}
+			default:
+				err = p.skip(1)
+			}
+			if err != nil {
+				return fmt.Errorf("%q: %w", key, err)
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			if p.eat('}') {
+				break
+			}
+			return p.errf("expected ',' or '}'")
+		}
+	}
+	return r.Check()
 }
 
 // parser is a small JSON reader for flat records. It exists (instead of

@@ -81,7 +81,28 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		dst = appendKey(dst, "last", &first)
 		dst = appendTime(dst, b.Last)
 	}
+	if b.Rules != nil {
+		dst = appendKey(dst, "rules", &first)
+		dst = appendRules(dst, b.Rules)
+	}
 	return append(dst, '}', '\n')
+}
+
+// AppendRules appends a rules record ({"rules":{...}}) as one JSON line.
+func AppendRules(dst []byte, r *Rules) []byte {
+	dst = append(dst, `{"rules":`...)
+	dst = appendRules(dst, r)
+	return append(dst, '}', '\n')
+}
+
+func appendRules(dst []byte, r *Rules) []byte {
+	dst = append(dst, `{"exclude":`...)
+	dst = appendStrings(dst, r.Exclude)
+	if r.Include != nil {
+		dst = append(dst, `,"include":`...)
+		dst = appendStrings(dst, r.Include)
+	}
+	return append(dst, '}')
 }
 
 // AppendResult appends r as one JSON line to dst.

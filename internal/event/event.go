@@ -49,6 +49,9 @@
 package event
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -105,6 +108,57 @@ type Batch struct {
 	Events  int  // input events this batch stands for
 	First   time.Time
 	Last    time.Time
+	// Rules are the pipeline's path rules (evfilter's) in force when the
+	// batch was made: every rsync run for it applies them. nil: none.
+	Rules *Rules
+}
+
+// Rules are the pipeline's path rules as rsync filter patterns (see
+// rsync(1), FILTER RULES): every rsync run rpush makes, full syncs and
+// replays included, gets "--filter=- P" for each Exclude pattern, then,
+// when Include is not nil, "+ */", "+ P" for each Include pattern and
+// "- *". evfilter writes them (a "rules" record, its first line);
+// evbatch stamps the latest on every batch. Under --delete rsync never
+// deletes on a target what these rules exclude, so a full sync keeps the
+// target's excluded files as the live stream does.
+type Rules struct {
+	Exclude []string
+	Include []string
+}
+
+// Limits on rules read from a stream or a spool: a pattern is a
+// non-empty string without NUL of at most MaxRuleLen bytes.
+const (
+	MaxRules   = 4096
+	MaxRuleLen = 4096
+)
+
+// Check refuses rules that cannot be given to rsync as they are.
+func (r *Rules) Check() error {
+	if len(r.Exclude)+len(r.Include) > MaxRules {
+		return fmt.Errorf("more than %d rules", MaxRules)
+	}
+	for _, list := range [][]string{r.Exclude, r.Include} {
+		for _, p := range list {
+			switch {
+			case p == "":
+				return errors.New("an empty pattern")
+			case len(p) > MaxRuleLen:
+				return fmt.Errorf("a pattern longer than %d bytes", MaxRuleLen)
+			case strings.IndexByte(p, 0) >= 0:
+				return fmt.Errorf("pattern %q holds a NUL byte", p)
+			}
+		}
+	}
+	return nil
+}
+
+// Equal reports whether two rule sets are the same (nil is no rules).
+func (r *Rules) Equal(o *Rules) bool {
+	if r == nil || o == nil {
+		return r == o
+	}
+	return slices.Equal(r.Exclude, o.Exclude) && slices.Equal(r.Include, o.Include) && (r.Include == nil) == (o.Include == nil)
 }
 
 // Result is rpush's report for one (batch, target).
@@ -130,6 +184,7 @@ const (
 	KindEvent Kind = iota + 1
 	KindBatch
 	KindResult
+	KindRules // {"rules":{...}}: evfilter's rules, ahead of its events
 )
 
 // Record is a decoded line: exactly one of its parts is set, as Kind says.
@@ -138,4 +193,5 @@ type Record struct {
 	Event  Event
 	Batch  Batch
 	Result Result
+	Rules  Rules
 }

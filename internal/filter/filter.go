@@ -36,9 +36,12 @@ type Set struct {
 // Compile adds patterns to the exclude or include list.
 func Compile(dst *[]*regexp.Regexp, patterns []string, icase bool, where string) error {
 	for _, p := range patterns {
-		src := p
+		// (?s): "." matches any byte of a name, newline included, as it
+		// does in POSIX regular expressions (inotifywait) and in rsync's
+		// wildcards.
+		src := "(?s)" + p
 		if icase {
-			src = "(?i)" + p
+			src = "(?si)" + p
 		}
 		re, err := regexp.Compile(src)
 		if err != nil {
@@ -80,6 +83,15 @@ func readPatterns(r io.Reader) ([]string, error) {
 }
 
 // Decide says whether ev passes, and why.
+//
+// A path is excluded when it, or a directory above it, is hit: a pattern
+// matches its path relative to the root ("a/b"; a directory is tried both
+// as "a/b" and as "a/b/"), or, with Temp, its name is a temp file's. So an
+// excluded directory excludes everything under it, as rsync's own exclude
+// rules do; this is what lets a full sync apply the same rules (Rsync).
+// Includes, when given, select non-directories (tried as "a/b");
+// directories always pass them, so that creating and removing directories
+// is replicated whatever the includes say, as in a full sync.
 func (s *Set) Decide(ev *event.Event) (bool, string) {
 	if ev.IsControl() {
 		return true, ReasonControl
@@ -87,25 +99,23 @@ func (s *Set) Decide(ev *event.Event) (bool, string) {
 	if s.Events != 0 && !ev.Op.Has(s.Events) {
 		return false, ReasonEvent
 	}
-	subject, ok := ev.Rel()
+	rel, ok := ev.Rel()
+	subject := rel
 	if s.Full {
-		subject, ok = ev.Path, true
+		subject = ev.Path
 	}
-	if !ok && (len(s.Exclude) > 0 || len(s.Include) > 0) {
+	if !ok && !s.Full && (len(s.Exclude) > 0 || len(s.Include) > 0) {
 		return false, ReasonOutside
 	}
 	dir := ev.Op.Has(event.IsDir)
-	if s.Temp && IsTemp(baseName(ev.Path)) {
+	if s.Temp && s.temp(rel, ok, ev.Path) {
 		return false, ReasonTemp
 	}
 	if len(s.Exclude) > 0 && s.excluded(subject, dir) {
 		return false, ReasonExclude
 	}
-	if len(s.Include) > 0 {
+	if len(s.Include) > 0 && !dir {
 		subj := strings.TrimSuffix(subject, "/")
-		if dir {
-			subj += "/"
-		}
 		for _, re := range s.Include {
 			if re.MatchString(subj) {
 				return true, ReasonPass
@@ -116,8 +126,29 @@ func (s *Set) Decide(ev *event.Event) (bool, string) {
 	return true, ReasonPass
 }
 
-// excluded tests the path and each directory above it (with a trailing
-// "/"), so that an excluded directory excludes everything under it.
+// temp reports whether the path, or a directory above it under the root,
+// has a temp file's name (only the last name for a path outside its root).
+func (s *Set) temp(rel string, ok bool, path string) bool {
+	if !ok {
+		return IsTemp(baseName(path))
+	}
+	rel = strings.TrimSuffix(rel, "/")
+	for rel != "" {
+		name := rel
+		if i := strings.IndexByte(rel, '/'); i >= 0 {
+			name, rel = rel[:i], rel[i+1:]
+		} else {
+			rel = ""
+		}
+		if IsTemp(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// excluded tests each directory above the path (as "a" and "a/") and the
+// path itself (a directory both ways too).
 func (s *Set) excluded(subject string, dir bool) bool {
 	subject = strings.TrimSuffix(subject, "/")
 	if dir {
@@ -128,13 +159,13 @@ func (s *Set) excluded(subject string, dir bool) bool {
 		start = 1 // skip the leading "/" of an absolute path
 	}
 	for i := start; i < len(subject); i++ {
-		if subject[i] == '/' {
-			if s.match(subject[:i+1]) {
+		if subject[i] == '/' && i > 0 {
+			if s.match(subject[:i]) || s.match(subject[:i+1]) {
 				return true
 			}
 		}
 	}
-	return !strings.HasSuffix(subject, "/") && s.match(subject)
+	return !dir && s.match(subject)
 }
 
 func (s *Set) match(p string) bool {
@@ -169,12 +200,13 @@ var TempPatterns = []string{
 }
 
 // IsTemp reports whether a base name is an editor's or a tool's temporary
-// file, by the rules of TempPatterns (hand-coded here: it runs on every
-// event, and nine regular expressions per event would cap evfilter's
-// throughput). The sed and rsync rules also require the six random
-// characters to hold a digit or a capital letter, as mkstemp's almost
-// always do, so that real names such as "sedentary" or ".config.backup"
-// are kept.
+// file: whether any rule of TempPatterns matches it (hand-coded here: it
+// runs on every event, and nine regular expressions per event would cap
+// evfilter's throughput). The sed and rsync rules also require the six
+// random characters to hold a digit or a capital letter, as mkstemp's
+// almost always do, so that real names such as "sedentary" or
+// ".config.backup" are kept. TempGlobs are the same rules as rsync
+// patterns.
 func IsTemp(name string) bool {
 	n := len(name)
 	switch {
@@ -182,33 +214,27 @@ func IsTemp(name string) bool {
 		return false
 	case name[n-1] == '~', name == "4913":
 		return true
-	case name[0] == '#':
-		return n > 2 && name[n-1] == '#'
-	case strings.HasPrefix(name, "sed"):
-		return n == 9 && alnum(name[3:]) && mixed(name[3:])
+	case name[0] == '#' && n > 2 && name[n-1] == '#':
+		return true
+	case n == 9 && strings.HasPrefix(name, "sed") && alnum(name[3:]) && mixed(name[3:]):
+		return true
 	case name[0] != '.':
 		return false
 	}
-	// dot names
-	switch {
-	case strings.HasPrefix(name, ".#"):
+	// dot names: .#name, .~lock.name#, .goutputstream-XXXXXX
+	if strings.HasPrefix(name, ".#") ||
+		strings.HasPrefix(name, ".~lock.") && n > len(".~lock.")+1 && name[n-1] == '#' ||
+		strings.HasPrefix(name, ".goutputstream-") && n == len(".goutputstream-")+6 && alnum(name[n-6:]) {
 		return true
-	case strings.HasPrefix(name, ".~lock."):
-		return n > len(".~lock.")+1 && name[n-1] == '#'
-	case strings.HasPrefix(name, ".goutputstream-"):
-		return n == len(".goutputstream-")+6 && alnum(name[n-6:])
 	}
-	// .name.swp: at least one char between the dots, "sw" and one of a-p or x
+	// .name.swp: at least one byte between the dots, "sw" and one of a-p or x
 	if n >= 6 && name[n-4:n-1] == ".sw" {
 		if c := name[n-1]; (c >= 'a' && c <= 'p') || c == 'x' {
 			return true
 		}
 	}
 	// .name.XXXXXX (rsync)
-	if n >= 9 && name[n-7] == '.' && alnum(name[n-6:]) && mixed(name[n-6:]) {
-		return true
-	}
-	return false
+	return n >= 9 && name[n-7] == '.' && alnum(name[n-6:]) && mixed(name[n-6:])
 }
 
 func alnum(s string) bool {
