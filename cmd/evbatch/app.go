@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -105,13 +106,17 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 	in := make(chan []event.Event)
 	loopDone := make(chan struct{})
 	readErr := make(chan error, 1)
+	// rules are the latest "rules" record read (evfilter's first line):
+	// stored before any event that follows it is handed to the loop.
+	var rules atomic.Pointer[event.Rules]
 	go func() {
 		defer close(in)
-		readErr <- read(loopDone, cfg, src, in, log)
+		readErr <- read(loopDone, cfg, src, in, &rules, log)
 	}()
 	out := bufio.NewWriter(stdout)
 	var buf []byte
 	err := batch.Loop(co, in, func(b *event.Batch) error {
+		b.Rules = rules.Load()
 		buf = event.AppendBatch(buf[:0], b)
 		out.Write(buf)
 		if err := out.Flush(); err != nil {
@@ -129,7 +134,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 
 // read decodes stdin into in until EOF (a stop is an EOF, see
 // base.StopReader); it gives up only when the loop has ended (loopDone).
-func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []event.Event, log *base.Log) error {
+func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []event.Event, rules *atomic.Pointer[event.Rules], log *base.Log) error {
 	d := event.NewDecoder(stdin)
 	chunk := make([]event.Event, 0, 256)
 	errLoopDone := errors.New("loop done")
@@ -148,6 +153,11 @@ func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []ev
 		}
 	}
 	err := d.Each(cfg.Strict, send, func(le *event.LineError) { log.Errorf("%v", le) }, func(rec *event.Record) error {
+		if rec.Kind == event.KindRules {
+			r := rec.Rules
+			rules.Store(&r)
+			return nil
+		}
 		if rec.Kind != event.KindEvent {
 			return &event.LineError{Line: d.Line(), Err: event.ErrNotEvent}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 
 	"github.com/urfave/cli/v2"
@@ -23,7 +24,12 @@ const description = `read inowait events (JSON lines) on stdin, write the ones t
    to the watched root (a directory with a trailing "/"); an excluded
    directory excludes everything under it. Control records (Q_OVERFLOW,
    RESYNC, a root's DELETE_SELF/MOVE_SELF/UNMOUNT) always pass. Lines pass
-   through unchanged, unknown fields included.`
+   through unchanged, unknown fields included.
+
+   The first line out is a "rules" record: the same rules as rsync
+   patterns, which evbatch puts on every batch so that rpush's full syncs
+   and replays apply them too. A rule rsync cannot express exactly is
+   named on stderr at start: live events honour it, full syncs do not.`
 
 // Config is evfilter's command line.
 type Config struct {
@@ -63,6 +69,7 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: "invert", Aliases: []string{"v"}, Usage: "pass what would be dropped and drop what would pass (control records always pass)"},
 			&cli.BoolFlag{Name: "stats", Usage: "print counts in and out, per reason, on stderr at exit"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop with exit status 3 at the first malformed input line"},
+			&cli.BoolFlag{Name: "print-rules", Usage: "print the rules record (the rules as rsync patterns) and exit, reading nothing; nothing is printed without path rules"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -70,6 +77,12 @@ func newApp() *cli.App {
 			}
 			cfg, err := configFrom(c)
 			if err != nil {
+				return err
+			}
+			if c.Bool("print-rules") {
+				if r := ownRules(cfg, base.NewLog("evfilter", c.App.ErrWriter)); r != nil {
+					_, err = c.App.Writer.Write(event.AppendRules(nil, r))
+				}
 				return err
 			}
 			return run(c.Context, cfg, c.App.Reader, c.App.Writer, c.App.ErrWriter)
@@ -118,6 +131,42 @@ func configFrom(c *cli.Context) (*Config, error) {
 	return cfg, nil
 }
 
+// ownRules are the rules record evfilter writes first (nil when it has
+// no path rule). Each rule rsync cannot express is named on stderr: the
+// operator must know that full syncs will not honour it.
+func ownRules(cfg *Config, log *base.Log) *event.Rules {
+	s := &cfg.Set
+	if len(s.Exclude) == 0 && len(s.Include) == 0 && !s.Temp {
+		return nil
+	}
+	if cfg.Invert {
+		log.Warnf("--invert: full syncs (rpush, failreplay) cannot apply inverted rules; they will sync every path")
+		return nil
+	}
+	r, errs := s.Rules()
+	for _, err := range errs {
+		log.Warnf("%v: live events honour this rule, full syncs cannot (rpush, failreplay); split it into simpler rules (evfilter(1), RULES AND FULL SYNCS)", err)
+	}
+	return &r
+}
+
+// mergeRules joins an upstream evfilter's rules with ours: excludes add
+// up; includes of two stages cannot be combined into rsync rules (rsync
+// takes the first that matches), so ours win, with a warning.
+func mergeRules(up, own *event.Rules, log *base.Log) *event.Rules {
+	if own == nil {
+		return up
+	}
+	m := &event.Rules{Exclude: append(slices.Clip(up.Exclude), own.Exclude...), Include: own.Include}
+	switch {
+	case own.Include == nil:
+		m.Include = up.Include
+	case up.Include != nil:
+		log.Warnf("includes of two evfilter stages: full syncs apply only the last stage's")
+	}
+	return m
+}
+
 // run filters stdin to stdout until EOF. Lines are copied unchanged, and
 // flushed whenever no more input is waiting, so latency stays low.
 func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -156,7 +205,17 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		nbad++
 		log.Errorf("%v", le)
 	}
+	own := ownRules(cfg, log)
+	if own != nil {
+		out.Write(event.AppendRules(nil, own))
+	}
 	err := in.Each(cfg.Strict, flush, bad, func(rec *event.Record) error {
+		if rec.Kind == event.KindRules {
+			// An evfilter upstream: its rules and ours both hold.
+			merged := mergeRules(&rec.Rules, own, log)
+			out.Write(event.AppendRules(nil, merged))
+			return nil
+		}
 		if rec.Kind != event.KindEvent {
 			return &event.LineError{Line: in.Line(), Err: event.ErrNotEvent}
 		}

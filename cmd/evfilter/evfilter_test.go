@@ -41,8 +41,45 @@ func TestCLI(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := clitest.RunApp(t, newApp(), base.ExitUsage, in, c.args...)
+		r.Stdout = dropRules(r.Stdout)
 		if r.Code != c.code || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
 			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant exit %d stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.code, c.stdout, c.stderr)
+		}
+	}
+}
+
+// dropRules removes the rules record evfilter writes first (TestRules).
+func dropRules(out string) string {
+	if strings.HasPrefix(out, `{"rules":`) {
+		_, out, _ = strings.Cut(out, "\n")
+	}
+	return out
+}
+
+// TestRules: the first line is the rules as rsync patterns; an upstream
+// evfilter's rules are joined with ours; a rule rsync cannot express is
+// named on stderr; --print-rules prints the record alone.
+func TestRules(t *testing.T) {
+	cases := []struct {
+		name           string
+		in             string
+		args           []string
+		stdout, stderr string
+	}{
+		{"first line", keep + "\n", []string{"-x", "^cache/", "-x", `\.swp$`}, `{"rules":{"exclude":["/cache/","*.swp"]}}` + "\n" + keep + "\n", ""},
+		{"no path rule, no record", keep + "\n", []string{"-e", "create"}, keep + "\n", ""},
+		{"include", "", []string{"-i", `\.html$`}, `{"rules":{"exclude":[],"include":["*.html"]}}` + "\n", ""},
+		{"upstream joined", `{"rules":{"exclude":["/a/"]}}` + "\n", []string{"-x", "^b/"},
+			`{"rules":{"exclude":["/b/"]}}` + "\n" + `{"rules":{"exclude":["/a/","/b/"]}}` + "\n", ""},
+		{"untranslatable named", "", []string{"-x", `^[0-9]+\.log$`, "-x", "^tmp/"}, `{"rules":{"exclude":["/tmp/"]}}` + "\n",
+			`warning: exclude "^[0-9]+\\.log$": a repetition`},
+		{"print-rules reads nothing", keep + "\n", []string{"--print-rules", "-x", "^cache/"}, `{"rules":{"exclude":["/cache/"]}}` + "\n", ""},
+		{"invert: no rules", "", []string{"-v", "-x", "a"}, "", "--invert: full syncs"},
+	}
+	for _, c := range cases {
+		r := clitest.RunApp(t, newApp(), base.ExitUsage, c.in, c.args...)
+		if r.Code != 0 || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
+			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.stdout, c.stderr)
 		}
 	}
 }
@@ -50,7 +87,7 @@ func TestCLI(t *testing.T) {
 // TestBinary runs the built binary once: main's wiring (signals, exit).
 func TestBinary(t *testing.T) {
 	r := clitest.Run(t, swp+"\n"+keep+"\n", bin(), "--temp")
-	if r.Code != 0 || r.Stdout != keep+"\n" {
+	if r.Code != 0 || dropRules(r.Stdout) != keep+"\n" {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/base/pushflags"
+	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/push"
 	"github.com/inopipe/inopipe/internal/replay"
 	"github.com/inopipe/inopipe/internal/spool"
@@ -43,6 +45,7 @@ func newApp() *cli.App {
 		&cli.DurationFlag{Name: "max-age", Usage: "replay entries older than `DURATION` as a full sync of their root instead of their path list"},
 		&cli.BoolFlag{Name: "full", Usage: "also run a full sync of every (root, target) rpush has served (recorded in DIR/targets.json)"},
 		&cli.StringFlag{Name: "source", Usage: "act on this source `DIR` and the TARGETs given after the options only (a config's pairs), not on every pair the spool remembers"},
+		&cli.StringFlag{Name: "rules", Usage: "the pipeline's rules for full syncs: a rules record as `JSON` (evfilter --print-rules), or \"none\"; default: the rules rpush last recorded in DIR/rules.json"},
 		&cli.IntFlag{Name: "max-failures", Value: 5, Usage: "park an entry in DIR/quarantine after `N` replays in a row fail for a reason retrying does not cure (a target that is down never counts)"},
 	)
 	return base.WithExitStatus(exitStatus, &cli.App{
@@ -77,9 +80,30 @@ func newApp() *cli.App {
 			if cfg.MaxFailures < 1 {
 				return base.Usagef("--max-failures must be at least 1")
 			}
+			if c.IsSet("rules") {
+				if cfg.Rules, err = parseRules(c.String("rules")); err != nil {
+					return base.Usagef("--rules: %v", err)
+				}
+			}
 			return run(c.Context, cfg, p, sp, c.App.ErrWriter)
 		},
 	})
+}
+
+// parseRules reads --rules: a rules record ({"rules":{...}}, as evfilter
+// --print-rules prints it) or "none".
+func parseRules(s string) (*event.Rules, error) {
+	if strings.TrimSpace(s) == "none" || strings.TrimSpace(s) == "" {
+		return &event.Rules{}, nil
+	}
+	var rec event.Record
+	if err := event.Unmarshal([]byte(strings.TrimSpace(s)), &rec); err != nil {
+		return nil, err
+	}
+	if rec.Kind != event.KindRules {
+		return nil, fmt.Errorf("not a rules record (want {\"rules\":{\"exclude\":[...]}})")
+	}
+	return &rec.Rules, nil
 }
 
 func run(ctx context.Context, cfg *Config, p *push.Pusher, sp *spool.Spool, stderr io.Writer) error {

@@ -119,7 +119,7 @@ func run(ctx context.Context, mode Mode, cfg *runconfig.Config, stderr io.Writer
 	log := base.NewLog("inopipe-run", stderr)
 	tools := []string{"inowait", "evfilter", "evbatch", "rpush"}
 	if mode != ModeRun {
-		tools = []string{"failreplay"}
+		tools = []string{"failreplay", "evfilter"}
 	}
 	if mode == ModeCheck {
 		tools = []string{"rsync"}
@@ -141,7 +141,11 @@ func run(ctx context.Context, mode Mode, cfg *runconfig.Config, stderr io.Writer
 	case ModeCheck:
 		return check(ctx, cfg, log)
 	case ModeReplay, ModeFull:
-		return replay(ctx, cfg, paths["failreplay"], mode == ModeFull, stderr)
+		rules, err := printRules(ctx, cfg, paths["evfilter"])
+		if err != nil {
+			return err
+		}
+		return replay(ctx, cfg, paths["failreplay"], rules, mode == ModeFull, stderr)
 	}
 	if err := probeAll(ctx, cfg, log); err != nil {
 		return err

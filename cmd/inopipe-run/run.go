@@ -218,11 +218,12 @@ func supervise(ctx context.Context, cfg *runconfig.Config, paths map[string]stri
 // options and its own (SOURCE, TARGETS), never the pairs an old spool
 // remembers. It replaces this process (the timer's unit sees failreplay's
 // exit status, and signals reach it).
-func replay(_ context.Context, cfg *runconfig.Config, failreplay string, full bool, _ io.Writer) error {
+func replay(_ context.Context, cfg *runconfig.Config, failreplay, rules string, full bool, _ io.Writer) error {
 	args := []string{failreplay}
 	args = append(args, cfg.FailreplayOpts...)
 	args = append(args, sharedFromRpush(cfg.RpushOpts)...)
 	args = append(args, rpushShared(cfg)...)
+	args = append(args, "--rules="+rules)
 	if full {
 		args = append(args, "--full")
 	}
@@ -232,6 +233,24 @@ func replay(_ context.Context, cfg *runconfig.Config, failreplay string, full bo
 	}
 	err := syscall.Exec(failreplay, args, os.Environ())
 	return base.Errorf(base.ExitError, "exec %s: %w", failreplay, err)
+}
+
+// printRules asks evfilter for the config's rules (EVFILTER_OPTS) as
+// rsync patterns: the full sync and the replays of --full and --replay
+// apply exactly what the live pipeline applies, from the config, on a
+// fresh install too. "none" when EVFILTER_OPTS has no path rule.
+func printRules(ctx context.Context, cfg *runconfig.Config, evfilter string) (string, error) {
+	args := append([]string{"--print-rules"}, cfg.EvfilterOpts...)
+	cmd := exec.CommandContext(ctx, evfilter, args...)
+	cmd.Stderr = os.Stderr // its warnings name the rules full syncs cannot honour
+	out, err := cmd.Output()
+	if err != nil {
+		return "", base.Errorf(base.ExitUsage, "EVFILTER_OPTS in %s: evfilter --print-rules: %w", cfg.File, err)
+	}
+	if r := strings.TrimSpace(string(out)); r != "" {
+		return r, nil
+	}
+	return "none", nil
 }
 
 // sharedFromRpush picks from RPUSH_OPTS the options failreplay shares with

@@ -42,6 +42,7 @@ type Pusher interface {
 type Spooler interface {
 	Put(e *spool.Entry) (string, error)
 	RecordPairs(pairs []spool.Pair) error
+	RecordRules(root string, r *event.Rules) error
 }
 
 var (
@@ -126,6 +127,7 @@ type Engine struct {
 	spooled  int
 	stopped  map[string]string
 	pairs    map[spool.Pair]bool
+	rules    map[string]*event.Rules // per root, as last recorded in the spool
 	disabled map[string]string // target -> why it spools everything (Config class)
 }
 
@@ -167,7 +169,7 @@ func New(cfg Config, p Pusher, sp Spooler, log *base.Log, track *status.Tracker,
 		cfg.CatchUpEvery = 30 * time.Second
 	}
 	e := &Engine{cfg: cfg, p: p, sp: sp, log: log, track: track, emit: emit,
-		stopping: make(chan struct{}), stopped: map[string]string{}, pairs: map[spool.Pair]bool{}, disabled: map[string]string{}}
+		stopping: make(chan struct{}), stopped: map[string]string{}, pairs: map[spool.Pair]bool{}, rules: map[string]*event.Rules{}, disabled: map[string]string{}}
 	e.runCtx, e.cancelRuns = context.WithCancel(context.Background())
 	for _, t := range cfg.Targets {
 		w := &worker{target: t, ch: make(chan *event.Batch, cfg.Queue), inited: map[string]bool{}, owed: map[string]int{}}
@@ -338,10 +340,19 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	e.mu.Lock()
 	newPair := !e.pairs[pair]
 	e.pairs[pair] = true
+	last, seen := e.rules[b.Root]
+	newRules := !seen || !last.Equal(b.Rules)
+	e.rules[b.Root] = b.Rules
 	e.mu.Unlock()
 	if newPair {
 		if err := e.sp.RecordPairs([]spool.Pair{pair}); err != nil {
 			e.log.Warnf("record %s → %s for failreplay --full: %v", b.Root, w.target.Spec, err)
+		}
+	}
+	if newRules {
+		// failreplay --full applies the rules the live stream applied.
+		if err := e.sp.RecordRules(b.Root, b.Rules); err != nil {
+			e.log.Warnf("record the rules of %s for failreplay --full: %v", b.Root, err)
 		}
 	}
 	if e.cfg.Init && !w.inited[b.Root] && !b.Full && !e.isStopping() {
@@ -367,7 +378,7 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	if owed > 0 && !b.Full {
 		// A lost batch of this root: the full sync it owes covers this
 		// batch as well.
-		b = &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}, Events: b.Events, First: b.First, Last: b.Last}
+		b = &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}, Events: b.Events, First: b.First, Last: b.Last, Rules: b.Rules}
 	}
 	rep := e.p.Push(e.runCtx, w.target, b)
 	r.OK, r.Exit, r.Paths, r.Bytes, r.Attempts, r.Error = rep.OK, rep.Exit, rep.Paths, rep.Bytes, rep.Attempts, rep.Err
@@ -392,7 +403,7 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 // initial is --init: a full sync of b's root to w's target before its
 // first batch; spooled when it fails.
 func (e *Engine) initial(w *worker, b *event.Batch) {
-	full := &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}}
+	full := &event.Batch{Seq: b.Seq, Root: b.Root, Full: true, Sync: []string{}, Delete: []string{}, Rules: b.Rules}
 	if e.cfg.Progress {
 		e.log.Infof("initial full sync of %s to %s…", b.Root, w.target.Spec)
 	}

@@ -71,6 +71,8 @@ func (s *fakeSpool) Put(e *spool.Entry) (string, error) {
 
 func (s *fakeSpool) RecordPairs([]spool.Pair) error { return nil }
 
+func (s *fakeSpool) RecordRules(string, *event.Rules) error { return nil }
+
 func (s *fakeSpool) n() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -122,6 +122,9 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		// --delete, beside the others.
 		jobs = append(jobs, job{mode: rsync.ModeDirs, paths: list.Dirs})
 	}
+	for i := range jobs {
+		jobs[i].rules = b.Rules
+	}
 	var budget *deleteBudget
 	if p.MaxDelete > 0 && deletes {
 		// What a full or recursive run deletes is known only to rsync:
@@ -146,6 +149,7 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 			defer wg.Done()
 			o := p.Opts
 			o.IgnoreTimes = jobs[i].ignoreTimes
+			o.Rules = jobs[i].rules
 			reports[i] = p.attempt(ctx, t, o, src, &jobs[i])
 		}()
 	}
@@ -220,6 +224,7 @@ type job struct {
 	// ignoreTimes: the paths' data was written; rsync must not skip them
 	// on size and mtime.
 	ignoreTimes bool
+	rules       *event.Rules // the batch's: every run of the job, dry runs included
 }
 
 // deleteBudget is --max-delete over all jobs of one batch: each job's
@@ -268,6 +273,7 @@ func (p *Pusher) count(ctx context.Context, t rsync.Target, src string, j *job, 
 // dryRun runs j once with --dry-run (no retries) and reads its --stats.
 func (p *Pusher) dryRun(ctx context.Context, t rsync.Target, src string, j *job) Report {
 	o := p.Opts
+	o.Rules = j.rules
 	o.DryRun = true
 	m := j.mode
 	if m == rsync.ModeList && p.needsFilter(t.Spec) {

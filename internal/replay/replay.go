@@ -7,7 +7,9 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"time"
@@ -29,6 +31,11 @@ type Config struct {
 	// Full, to sync whole: a config's own, not what targets.json
 	// remembers. Entries of other pairs are left alone (counted).
 	Only []spool.Pair
+	// Rules, when not nil, are the rules of the full syncs (the
+	// pipeline's, as evfilter --print-rules gives them); nil: the rules
+	// rpush last recorded for each root (spool rules.json), if any.
+	// Spooled entries always replay with the rules they were made with.
+	Rules *event.Rules
 }
 
 // Summary is what a Run did.
@@ -45,6 +52,13 @@ type group struct {
 	paths  []string
 	ents   []*spool.Entry
 	batch  event.Batch
+}
+
+func orNone(r *event.Rules) *event.Rules {
+	if r == nil {
+		return &event.Rules{}
+	}
+	return r
 }
 
 // merge adds entry e (file f) to the group's one batch.
@@ -91,8 +105,8 @@ func Run(ctx context.Context, cfg Config, p *push.Pusher, sp *spool.Spool, log *
 	if err != nil {
 		return Summary{}, err
 	}
-	groups := map[[2]string]*group{}
-	var order [][2]string
+	groups := map[[3]string]*group{}
+	var order [][3]string
 	for _, f := range files {
 		e, err := sp.Read(f)
 		var t rsync.Target
@@ -113,10 +127,14 @@ func Run(ctx context.Context, cfg Config, p *push.Pusher, sp *spool.Spool, log *
 		if e.Batch.Full {
 			rp.fulls[spool.Pair{Root: e.Batch.Root, Target: e.Target}] = f
 		}
-		key := [2]string{e.Target, e.Batch.Root}
+		// Entries made under different rules never share a run.
+		key := [3]string{e.Target, e.Batch.Root, string(event.AppendRules(nil, orNone(e.Batch.Rules)))}
+		if e.Batch.Rules == nil {
+			key[2] = ""
+		}
 		g := groups[key]
 		if g == nil {
-			g = &group{target: t, root: e.Batch.Root, batch: event.Batch{Root: e.Batch.Root, Sync: []string{}, Delete: []string{}}}
+			g = &group{target: t, root: e.Batch.Root, batch: event.Batch{Root: e.Batch.Root, Sync: []string{}, Delete: []string{}, Rules: e.Batch.Rules}}
 			groups[key] = g
 			order = append(order, key)
 		}
@@ -159,7 +177,7 @@ func (rp *replayer) replay(ctx context.Context, g *group) {
 			rp.sum.Remain++
 			continue
 		}
-		one := &group{target: g.target, root: g.root, batch: event.Batch{Root: g.root, Sync: []string{}, Delete: []string{}}}
+		one := &group{target: g.target, root: g.root, batch: event.Batch{Root: g.root, Sync: []string{}, Delete: []string{}, Rules: g.batch.Rules}}
 		one.merge(g.paths[i], e, false)
 		rp.sum.Runs++
 		r := rp.p.Push(ctx, one.target, &one.batch)
@@ -229,6 +247,13 @@ func (rp *replayer) full(ctx context.Context) (failed int, putErr error) {
 		rp.log.Warnf("--full: no (root, target) recorded yet in %s (rpush records them as it serves them; or give --source DIR TARGET...)", rp.sp.Dir)
 	}
 	sort.Slice(pairs, func(i, j int) bool { return pairs[i].Target+pairs[i].Root < pairs[j].Target+pairs[j].Root })
+	recorded, err := rp.sp.Rules()
+	if err != nil && !errors.Is(err, os.ErrNotExist) && rp.cfg.Rules == nil {
+		// Without the rules a full sync would send what the pipeline
+		// excludes and delete the target's excluded files.
+		rp.log.Errorf("--full: %v; no full sync without the pipeline's rules (give them with --rules)", err)
+		return len(pairs), nil
+	}
 	for _, pr := range pairs {
 		if rp.cfg.Target != "" && pr.Target != rp.cfg.Target || ctx.Err() != nil {
 			continue
@@ -240,7 +265,10 @@ func (rp *replayer) full(ctx context.Context) (failed int, putErr error) {
 			continue
 		}
 		rp.sum.Runs++
-		b := event.Batch{Root: pr.Root, Full: true, Sync: []string{}, Delete: []string{}}
+		b := event.Batch{Root: pr.Root, Full: true, Sync: []string{}, Delete: []string{}, Rules: recorded[pr.Root]}
+		if rp.cfg.Rules != nil {
+			b.Rules = rp.cfg.Rules
+		}
 		rep := rp.p.Push(ctx, t, &b)
 		if rep.OK {
 			continue

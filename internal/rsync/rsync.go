@@ -90,6 +90,8 @@ type Options struct {
 	// ListFiles asks rsync to name every file it changes (--out-format
 	// with FileMark; see Files).
 	ListFiles bool
+	// Rules are the pipeline's path rules (the batch's), for every run.
+	Rules *event.Rules
 }
 
 // Mode is how the path list reaches rsync.
@@ -117,9 +119,15 @@ const (
 // shell: each element is one argument.
 func Args(o Options, t Target, src string, mode Mode) []string {
 	a := []string{"-a", "-r"}
+	if mode == ModeDirs {
+		a = []string{"-a", "--no-r", "--dirs"}
+	}
+	// The pipeline's rules first: rsync takes the first rule that
+	// matches, and under --delete never deletes what they exclude.
+	a = append(a, RuleArgs(o.Rules, mode != ModeFilter)...)
 	switch mode {
 	case ModeDirs:
-		a = []string{"-a", "--no-r", "--dirs", "--from0", "--files-from=-"}
+		a = append(a, "--from0", "--files-from=-")
 	case ModeList:
 		if o.Delete {
 			// --delete removes what is gone inside directories listed
@@ -156,6 +164,30 @@ func Args(o Options, t Target, src string, mode Mode) []string {
 	a = append(a, "--stats")
 	a = append(a, o.Extra...)
 	return append(a, strings.TrimSuffix(src, "/")+"/", t.Dest)
+}
+
+// RuleArgs renders the pipeline's rules (see event.Rules) as --filter
+// arguments: each is one argv element, so a pattern is never an option,
+// and "- " or "+ " with a blank leaves no room for rsync's rule
+// modifiers: the pattern is only ever a pattern. Without includes (or
+// when withIncludes is false: ModeFilter, whose own list of paths must
+// come after, ends in "- *") only the excludes.
+func RuleArgs(r *event.Rules, withIncludes bool) []string {
+	if r == nil {
+		return nil
+	}
+	var a []string
+	for _, p := range r.Exclude {
+		a = append(a, "--filter=- "+p)
+	}
+	if withIncludes && r.Include != nil {
+		a = append(a, "--filter=+ */")
+		for _, p := range r.Include {
+			a = append(a, "--filter=+ "+p)
+		}
+		a = append(a, "--filter=- *")
+	}
+	return a
 }
 
 // ProbeArgs is a cheap run that tells whether target t accepts rpush at

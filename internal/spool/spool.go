@@ -45,6 +45,7 @@ const (
 	tmpPrefix     = atomicfile.TempPrefix
 	quarantineDir = "quarantine"
 	stateFile     = "targets.json"
+	rulesFile     = "rules.json"
 )
 
 // Entry is one undelivered (batch, target).
@@ -352,18 +353,102 @@ type Pair struct {
 	Target string `json:"target"`
 }
 
-// RecordPairs merges pairs into DIR/targets.json (atomically), under an
-// exclusive lock on DIR/.targets.lock so that rpush processes sharing the
-// spool never lose each other's pairs (read, merge, write is not atomic).
-func (s *Spool) RecordPairs(pairs []Pair) error {
+// lockState takes the exclusive lock on DIR/.targets.lock that guards
+// the read, merge and write of targets.json and rules.json, so that rpush
+// processes sharing the spool never lose each other's records.
+func (s *Spool) lockState() (unlock func(), err error) {
 	lf, err := os.OpenFile(filepath.Join(s.Dir, ".targets.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("targets.json lock: %w", err)
+		return nil, fmt.Errorf("targets.json lock: %w", err)
 	}
-	defer lf.Close()
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("targets.json lock: %w", err)
+		lf.Close()
+		return nil, fmt.Errorf("targets.json lock: %w", err)
 	}
+	return func() { lf.Close() }, nil
+}
+
+// RecordRules records the pipeline's rules for root in DIR/rules.json
+// (nil: none), for failreplay --full: a full sync applies the rules the
+// live stream applied last.
+func (s *Spool) RecordRules(root string, r *event.Rules) error {
+	unlock, err := s.lockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := s.Rules()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("rules.json: %w (not rewritten)", err)
+	}
+	if all == nil {
+		all = map[string]*event.Rules{}
+	}
+	if all[root].Equal(r) {
+		return nil
+	}
+	if r == nil {
+		delete(all, root)
+	} else {
+		all[root] = r
+	}
+	type rules struct {
+		Exclude []string  `json:"exclude"`
+		Include *[]string `json:"include,omitempty"` // absent: no includes
+	}
+	out := map[string]rules{}
+	for k, v := range all {
+		r := rules{Exclude: v.Exclude}
+		if v.Include != nil {
+			r.Include = &v.Include
+		}
+		out[k] = r
+	}
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(s.Dir, rulesFile), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("rules.json: %w", err)
+	}
+	return nil
+}
+
+// Rules reads DIR/rules.json: the rules rpush last saw, per root.
+func (s *Spool) Rules() (map[string]*event.Rules, error) {
+	data, err := os.ReadFile(filepath.Join(s.Dir, rulesFile))
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]struct {
+		Exclude []string  `json:"exclude"`
+		Include *[]string `json:"include"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("rules.json: %w", err)
+	}
+	out := map[string]*event.Rules{}
+	for root, r := range raw {
+		rs := &event.Rules{Exclude: r.Exclude}
+		if r.Include != nil {
+			rs.Include = append([]string{}, *r.Include...)
+		}
+		if err := rs.Check(); err != nil {
+			return nil, fmt.Errorf("rules.json: root %q: %w", root, err)
+		}
+		out[root] = rs
+	}
+	return out, nil
+}
+
+// RecordPairs merges pairs into DIR/targets.json (atomically), under the
+// state lock.
+func (s *Spool) RecordPairs(pairs []Pair) error {
+	unlock, err := s.lockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	have, err := s.Pairs()
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("targets.json: %w (not rewritten)", err)
