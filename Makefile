@@ -68,7 +68,7 @@ FUZZTIME ?= 60s
 FUZZ = ./internal/event:FuzzDecode ./internal/event:FuzzEventRoundTrip ./internal/event:FuzzDecodeDifferential \
 	./internal/batch:FuzzConverges ./internal/rsync:FuzzNormalize ./internal/rsync:FuzzSplitOpts \
 	./internal/rsync:FuzzParseTarget ./internal/spool:FuzzEntry ./internal/spool:FuzzPairs \
-	./internal/filter:FuzzPatterns ./cmd/inowait:FuzzFormat ./cmd/sersync2inopipe:FuzzConvert \
+	./internal/filter:FuzzPatterns ./internal/filter:FuzzTranslate ./cmd/inowait:FuzzFormat ./cmd/sersync2inopipe:FuzzConvert \
 	./internal/runconfig:FuzzParse
 fuzz:
 	@for f in $(FUZZ); do \
