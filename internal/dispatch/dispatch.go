@@ -128,7 +128,7 @@ type Engine struct {
 	stopped  map[string]string
 	pairs    map[spool.Pair]bool
 	rules    map[string]*event.Rules // per root, as last recorded in the spool
-	disabled map[string]string // target -> why it spools everything (Config class)
+	disabled map[string]string       // target -> why it spools everything (Config class)
 }
 
 type worker struct {
