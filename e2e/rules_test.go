@@ -1,0 +1,178 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inopipe/inopipe/internal/clitest"
+)
+
+// The README's recipe: every full sync must apply it as the live stream
+// does (issue: one rule set for live events and every full sync).
+var recipe = []string{"--temp", "-x", "^cache/"}
+
+// rulesFixture makes a source with excluded files (cache/, a swap file)
+// and a target with files of its own: excluded ones, which no run may
+// delete, and stale.txt, which a full sync deletes (proof that it ran).
+func rulesFixture(t *testing.T, src, tgt string) {
+	t.Helper()
+	for p, data := range map[string]string{
+		"keep.txt": "keep", "www/index.html": "<html>", "cache/src-only.bin": "never sent", "www/.index.html.swp": "swap",
+	} {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755))
+		must(t, os.WriteFile(filepath.Join(src, p), []byte(data), 0o644))
+	}
+	for p, data := range map[string]string{
+		"cache/target-only.bin": "precious", "www/.old.swp": "target's swap", "stale.txt": "gone from the source",
+	} {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(tgt, p)), 0o755))
+		must(t, os.WriteFile(filepath.Join(tgt, p), []byte(data), 0o644))
+	}
+}
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+// fullSyncDone: the full sync ran (stale.txt deleted, keep.txt there).
+func fullSyncDone(tgt string) bool {
+	return !exists(filepath.Join(tgt, "stale.txt")) && exists(filepath.Join(tgt, "keep.txt")) && exists(filepath.Join(tgt, "www/index.html"))
+}
+
+// checkRules: after a full sync the target has what the source has but
+// for the excluded paths, which were neither sent nor deleted.
+func checkRules(t *testing.T, tgt, how string) {
+	t.Helper()
+	if !fullSyncDone(tgt) {
+		t.Fatalf("%s: the full sync did not run (stale.txt still there, or keep.txt missing)", how)
+	}
+	for _, p := range []string{"cache/src-only.bin", "www/.index.html.swp"} {
+		if exists(filepath.Join(tgt, p)) {
+			t.Errorf("%s: excluded %s was sent to the target", how, p)
+		}
+	}
+	for _, p := range []string{"cache/target-only.bin", "www/.old.swp"} {
+		if !exists(filepath.Join(tgt, p)) {
+			t.Errorf("%s: the target's excluded %s was deleted", how, p)
+		}
+	}
+}
+
+// chain runs evfilter (the recipe), evbatch and rpush one after the other
+// on a finite stream, each reading the previous one's output: the
+// pipeline without inowait, for control records that are hard to cause.
+func chain(t *testing.T, in string, rpushArgs ...string) clitest.Result {
+	t.Helper()
+	r := clitest.Run(t, in, bin("evfilter"), recipe...)
+	if r.Code != 0 {
+		t.Fatalf("evfilter: %d %s", r.Code, r.Stderr)
+	}
+	r = clitest.Run(t, r.Stdout, bin("evbatch"), "10ms")
+	if r.Code != 0 {
+		t.Fatalf("evbatch: %d %s", r.Code, r.Stderr)
+	}
+	return clitest.Run(t, r.Stdout, bin("rpush"), rpushArgs...)
+}
+
+func eventLine(root, rel, events string) string {
+	return fmt.Sprintf(`{"root":"%s/","watch":"%s/","name":"%s","path":"%s/%s","events":[%s]}`+"\n", root, root, rel, root, rel, events)
+}
+
+func overflowLine(root string) string {
+	return fmt.Sprintf(`{"root":"%s/","watch":"","name":"","path":"","events":["Q_OVERFLOW"]}`+"\n", root)
+}
+
+// The start-up full sync (inowait --resync) of the README's pipeline.
+func TestRulesStartupResync(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	rulesFixture(t, src, tgt)
+	startPipeline(t, nil,
+		[]string{bin("inowait"), "-mr", "--resync", src},
+		append([]string{bin("evfilter")}, recipe...),
+		[]string{bin("evbatch"), "100ms"},
+		[]string{bin("rpush"), "--spool", spool, tgt},
+	)
+	clitest.Eventually(t, "the start-up full sync", func() bool { return fullSyncDone(tgt) })
+	checkRules(t, tgt, "start-up resync")
+}
+
+// A queue overflow's full sync.
+func TestRulesOverflow(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	rulesFixture(t, src, tgt)
+	r := chain(t, overflowLine(src), "--spool", spool, tgt)
+	if r.Code != 0 {
+		t.Fatalf("rpush: %d %s", r.Code, r.Stderr)
+	}
+	checkRules(t, tgt, "overflow")
+}
+
+// rpush --init's full sync before the first batch.
+func TestRulesInit(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	rulesFixture(t, src, tgt)
+	r := chain(t, eventLine(src, "keep.txt", `"CLOSE_WRITE","CLOSE"`), "--spool", spool, "--init", tgt)
+	if r.Code != 0 {
+		t.Fatalf("rpush: %d %s", r.Code, r.Stderr)
+	}
+	checkRules(t, tgt, "rpush --init")
+}
+
+// failreplay --full applies the rules rpush recorded in the spool.
+func TestRulesFailreplayFull(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	rulesFixture(t, src, tgt)
+	r := chain(t, eventLine(src, "keep.txt", `"CLOSE_WRITE","CLOSE"`), "--spool", spool, tgt)
+	if r.Code != 0 || fullSyncDone(tgt) {
+		t.Fatalf("rpush: %d %s (or it ran a full sync)", r.Code, r.Stderr)
+	}
+	r = clitest.Run(t, "", bin("failreplay"), "--spool", spool, "--full")
+	if r.Code != 0 {
+		t.Fatalf("failreplay --full: %d %s", r.Code, r.Stderr)
+	}
+	checkRules(t, tgt, "failreplay --full")
+}
+
+// inopipe-run --full on a fresh install: the rules come from the config.
+func TestRulesInopipeRunFull(t *testing.T) {
+	src, tgt, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	rulesFixture(t, src, tgt)
+	env := filepath.Join(dir, "www.env")
+	must(t, os.WriteFile(env, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nSPOOL=%s/spool\nEVFILTER_OPTS=%s\nBIN=%s\n",
+		src, tgt, dir, strings.Join(recipe, " "), binDir)), 0o600))
+	r := clitest.Run(t, "", bin("inopipe-run"), "--full", env)
+	if r.Code != 0 {
+		t.Fatalf("inopipe-run --full: %d %s", r.Code, r.Stderr)
+	}
+	checkRules(t, tgt, "inopipe-run --full")
+}
+
+// A full sync spooled while the daemon was down replays with the rules it
+// was made with.
+func TestRulesSpooledReplay(t *testing.T) {
+	d := newDaemon(t)
+	d.stop()
+	src, spool := t.TempDir(), t.TempDir()
+	rulesFixture(t, src, d.module)
+	common := []string{"--spool", spool, "--password-file", d.passFile, "--retries", "0", "--contimeout", "2"}
+	r := chain(t, overflowLine(src), append(common, d.target())...)
+	if r.Code != 4 || !strings.Contains(r.Stdout, `"spooled":`) {
+		t.Fatalf("daemon down: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	entries, _ := filepath.Glob(filepath.Join(spool, "*.batch"))
+	if len(entries) != 1 {
+		t.Fatalf("spool: %v", entries)
+	}
+	if b, _ := os.ReadFile(entries[0]); !strings.Contains(string(b), `"rules":{"exclude":["/cache/"`) {
+		t.Fatalf("the spooled batch does not carry the rules:\n%s", b)
+	}
+	d.start(t)
+	r = clitest.Run(t, "", bin("failreplay"), common...)
+	if r.Code != 0 {
+		t.Fatalf("failreplay: %d %s", r.Code, r.Stderr)
+	}
+	checkRules(t, d.module, "spooled replay")
+}
