@@ -384,10 +384,13 @@ func (r *result) filters(c *config) {
 				r.warnf("exclude %q is not a valid regular expression here (%v): skipped", e.Expression, err)
 				continue
 			}
-			x = append(x, "-x", e.Expression)
+			// sersync matches the whole path (boost::regex_match), evfilter
+			// searches in it: anchored, "(.*)\.gz" keeps notes.gzip and
+			// "^info/*" keeps information.html, as in sersync.
+			x = append(x, "-x", "^(?:"+e.Expression+")$")
 		}
 		if len(x) > 0 {
-			r.set("EVFILTER_OPTS", "--temp "+strings.Join(x, " "), "<filter> excludes: regular expressions on the path relative to SOURCE, as sersync; --temp also drops editor temp files")
+			r.set("EVFILTER_OPTS", "--temp "+strings.Join(x, " "), "<filter> excludes: regular expressions matching the whole path relative to SOURCE, as sersync matches them (a directory with everything under it); --temp also drops editor temp files")
 		}
 	} else {
 		r.set("EVFILTER_OPTS", "--temp", "editor swap and temp files never reach the targets")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/event"
+	"github.com/inopipe/inopipe/internal/filter"
 	"github.com/inopipe/inopipe/internal/runconfig"
 )
 
@@ -17,7 +19,7 @@ import (
 // documented 2.5 format) and compares env file and warnings with golden
 // files: go test ./cmd/sersync2inopipe -update after a deliberate change.
 func TestGolden(t *testing.T) {
-	for _, name := range []string{"default", "production", "ssh"} {
+	for _, name := range []string{"default", "stock", "production", "ssh"} {
 		t.Run(name, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			err := run(filepath.Join("testdata", name+".xml"), name, "/var/spool/inopipe/"+name, &out, &errb)
@@ -42,6 +44,56 @@ func TestOutputAcceptedByInopipeRun(t *testing.T) {
 		if _, err := runconfig.Parse(name+".env", out.Bytes()); err != nil {
 			t.Errorf("%s: inopipe-run refuses the converted file: %v\n%s", name, err, &out)
 		}
+	}
+}
+
+// TestStockFilter: sersync's stock <filter> patterns, converted, exclude
+// exactly what sersync excluded (a whole-path match, boost::regex_match),
+// and their directories with everything under them (sersync never
+// watched them): information.html, staticfile.txt and notes.gzip are
+// replicated; the rules reach full syncs whole (no rule left out).
+func TestStockFilter(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(filepath.Join("testdata", "stock.xml"), "stock", "/var/spool/inopipe/stock", &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := runconfig.Parse("stock.env", out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &filter.Set{}
+	for i := 0; i+1 < len(cfg.EvfilterOpts); i++ {
+		if cfg.EvfilterOpts[i] == "-x" {
+			if err := filter.Compile(&s.Exclude, cfg.EvfilterOpts[i+1:i+2], false, "-x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(s.Exclude) != 4 {
+		t.Fatalf("EVFILTER_OPTS %q: want the 4 stock excludes", cfg.EvfilterOpts)
+	}
+	cases := []struct {
+		path string
+		dir  bool
+		keep bool
+	}{
+		{"information.html", false, true}, {"staticfile.txt", false, true}, {"notes.gzip", false, true},
+		{"www/info/x", false, true}, {"info", true, false}, {"info/x.html", false, false}, {"static/css/a.css", false, false},
+		{"info", false, false}, {"a.gz", false, false}, {"deep/b.gz", false, false}, {"src/.svn", true, false},
+		{"src/.svn/entries", false, false}, {"svn", false, true},
+	}
+	for _, c := range cases {
+		op := event.Create
+		if c.dir {
+			op |= event.IsDir
+		}
+		keep, _ := s.Decide(&event.Event{Root: "/opt/tongbu/", Path: "/opt/tongbu/" + c.path, Op: op})
+		if keep != c.keep {
+			t.Errorf("%s (dir %v): kept %v, sersync: %v", c.path, c.dir, keep, c.keep)
+		}
+	}
+	if _, errs := s.Rules(); len(errs) > 0 {
+		t.Errorf("stock patterns not all honoured by full syncs: %v", errs)
 	}
 }
 
