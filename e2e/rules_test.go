@@ -176,3 +176,45 @@ func TestRulesSpooledReplay(t *testing.T) {
 	}
 	checkRules(t, d.module, "spooled replay")
 }
+
+// TestSymlinksByteForByte: with the daemon setting rpush(1) gives ("use
+// chroot = yes", rsync's default, for a daemon started as root), every
+// symlink arrives exactly as in the source: absolute, "../", dangling,
+// odd bytes. Without chroot the daemon rewrites them whatever "munge
+// symlinks" says (sanitized, or munged): the setting is what keeps them.
+func TestSymlinksByteForByte(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("rsync's daemon chroots only as root (CI runs as root)")
+	}
+	links := map[string]string{
+		"abs": "/etc/hostname", "up": "../../outside/file", "dotdot": "a/../../b", "dangling": "nowhere",
+		"odd": "sp ace/\xff\xfe/new\nline", "self": ".",
+	}
+	src := t.TempDir()
+	for name, to := range links {
+		must(t, os.Symlink(to, filepath.Join(src, name)))
+	}
+	for _, c := range []struct {
+		extra string
+		exact bool
+	}{{"use chroot = yes", true}, {"use chroot = no\nmunge symlinks = no", false}, {"use chroot = no\nmunge symlinks = yes", false}} {
+		d := newDaemonWith(t, "rsync", c.extra)
+		r := clitest.Run(t, overflowLine(src), bin("rpush"), "--spool", t.TempDir(), "--password-file", d.passFile, d.target())
+		if r.Code != 0 {
+			t.Fatalf("rpush (%q): %d %s", c.extra, r.Code, r.Stderr)
+		}
+		same := true
+		for name, to := range links {
+			got, err := os.Readlink(filepath.Join(d.module, name))
+			if err != nil || got != to {
+				same = false
+				if c.exact {
+					t.Errorf("%q: %s: target link %q (%v), source %q", c.extra, name, got, err, to)
+				}
+			}
+		}
+		if !c.exact && same {
+			t.Errorf("with %q every link arrived as it is: then rpush(1) need not ask for chroot", c.extra)
+		}
+	}
+}
