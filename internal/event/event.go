@@ -29,7 +29,11 @@
 // transfers those even when size and mtime equal the target's (rsync's
 // quick check would skip a same-size rewrite with the same mtime, as
 // reproducible builds, tar x and cp -p make); the other entries of "sync"
-// (attribute changes, recursive "dir/" roll-ups) keep the quick check; a result (rpush → plugins) carries "seq",
+// (attribute changes, recursive "dir/" roll-ups) keep the quick check;
+// "rules" (when the pipeline has an evfilter) are the path rules in force
+// when the batch was made (see Rules). A rules record (evfilter → evbatch,
+// evfilter's first line) is {"rules":{"exclude":[...],"include":[...]}}.
+// A result (rpush → plugins) carries "seq",
 // "root", "target", "ok", "exit", "paths", "bytes", "seconds", "attempts",
 // "error" and "spooled". Fields a decoder does not know are ignored.
 //
