@@ -145,6 +145,12 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 		return nil, err
 	}
 	cfg.Events = ev
+	if ev == 0 && !cfg.FormatSet && !cfg.CSV && !cfg.Text {
+		// JSON feeds a replication pipeline: reads change nothing, and
+		// asking the kernel for them costs every stage (-e access,open
+		// asks for them; the text formats keep inotifywait's default).
+		cfg.Events = event.ChangeEvents
+	}
 	for _, spec := range []struct {
 		flag  string
 		icase bool

@@ -41,6 +41,12 @@ const (
 	AllEvents Op = Access | Modify | Attrib | CloseWrite | CloseNowrite | Open |
 		MovedFrom | MovedTo | Create | Delete | DeleteSelf | MoveSelf
 
+	// ChangeEvents are the events that change the tree: every event
+	// but the reads (ACCESS, OPEN, CLOSE_NOWRITE). inowait watches these
+	// when it prints JSON and no -e is given: a web server or a backup
+	// reading the source then costs the pipeline nothing.
+	ChangeEvents Op = AllEvents &^ (Access | Open | CloseNowrite)
+
 	// Control is the set of records every stage must pass on or act on.
 	Control Op = QOverflow | Resync | Unmount
 )
