@@ -63,6 +63,7 @@ type Config struct {
 	NoNewline     bool
 	Timefmt       string
 	Resync        bool
+	CreateOnly    bool // synthetic CREATE only for files of new directories (JSON without -e)
 }
 
 // exitStatus is what each exit code means for inowait (codes: base).
@@ -149,7 +150,10 @@ func configFrom(c *cli.Context, quiet int) (*Config, error) {
 		// JSON feeds a replication pipeline: reads change nothing, and
 		// asking the kernel for them costs every stage (-e access,open
 		// asks for them; the text formats keep inotifywait's default).
+		// A file found in a new directory is one synthetic CREATE
+		// (evbatch takes it as written), not CREATE then CLOSE_WRITE.
 		cfg.Events = event.ChangeEvents
+		cfg.CreateOnly = true
 	}
 	for _, spec := range []struct {
 		flag  string
@@ -433,6 +437,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		NoDereference: cfg.NoDereference,
 		Resync:        cfg.Resync,
 		Timeout:       cfg.Timeout,
+		CreateOnly:    cfg.CreateOnly,
 		SkipDir: func(dir string) bool {
 			d := strings.TrimSuffix(dir, "/")
 			return excluded[d] || matchAny(cfg.Exclude, strings.TrimSuffix(display(dir), "/"))

@@ -34,6 +34,11 @@ type Config struct {
 	NoDereference bool          // -P: a symlink root is watched itself, not followed
 	Resync        bool          // emit a RESYNC record per root once watches are set
 	Timeout       time.Duration // return ErrTimeout after this long without an event (0: never)
+	// CreateOnly: a file found in a directory that appeared gets a
+	// synthetic CREATE only, not CREATE then CLOSE_WRITE (for a consumer
+	// that takes a created file as written, as evbatch does: half the
+	// lines for a tar x or a cp -r).
+	CreateOnly bool
 
 	// SkipDir reports whether a directory (absolute, ending in "/") must not
 	// be watched, nor anything under it.
@@ -448,7 +453,7 @@ func (w *Watcher) scan(dir string, wd int32, r *root, how walk) error {
 			if err := w.emit(&event.Event{Watch: dir, Name: e.name, Op: op, Synthetic: true}, r); err != nil {
 				return err
 			}
-			if typ == unix.DT_REG {
+			if typ == unix.DT_REG && !w.cfg.CreateOnly {
 				if err := w.emit(&event.Event{Watch: dir, Name: e.name, Op: event.CloseWrite, Synthetic: true}, r); err != nil {
 					return err
 				}
