@@ -326,6 +326,30 @@ var workloads = []workload{
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("storm/s%d/a/b/c/d/e/f", i)), 100, i)
 			}
 		}},
+	{name: "tar x of a release", small: 2000, full: 20000,
+		run: func(t *testing.T, e *env, n int) {
+			// As tar x: 1–16 KiB files, ten per directory, in new nested
+			// directories created as the archive goes.
+			for i := range n {
+				writeFile(t, filepath.Join(e.src, fmt.Sprintf("release/m%02d/d%04d/f%05d", i/1000, i/10, i)), 1<<10+(i%16)<<10, i)
+			}
+		}},
+	{name: "reads of the whole source", small: 2000, full: 20000,
+		prepare: func(t *testing.T, src string, n int) {
+			for i := range n {
+				writeFile(t, filepath.Join(src, fmt.Sprintf("www/d%03d/f%05d", i%100, i)), 1000, i)
+			}
+		},
+		run: func(t *testing.T, e *env, n int) {
+			// A web server or a backup job reads everything; nothing
+			// changes, so a solution should do (and cost) nothing.
+			for i := range n {
+				_, err := os.ReadFile(filepath.Join(e.src, fmt.Sprintf("www/d%03d/f%05d", i%100, i)))
+				must(t, err)
+			}
+			// And one change, so that convergence is observed.
+			writeFile(t, filepath.Join(e.src, "www/changed"), 100, 1)
+		}},
 	{name: "hostile names", small: 1, full: 1,
 		run: func(t *testing.T, e *env, n int) {
 			dir := filepath.Join(e.src, "hostile")
