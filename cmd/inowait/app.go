@@ -235,18 +235,20 @@ func optionCount(c *cli.Context, name string) int {
 	return n
 }
 
-// parseEvents reads -e values as inotifywait 3.22 does: comma lists,
-// case-insensitive; empty names are skipped (so -e ” and a trailing comma
-// mean every event); a name with a blank in it makes the whole value
+// parseEvents reads -e values as inotifywait 3.22.6 does: comma lists,
+// case-insensitive; an empty name anywhere (-e ”, "create,",
+// "create,,delete") means every event, as inotifywait quietly does; a name with a blank in it makes the whole value
 // invalid, named as given; "oneshot" is accepted and changes nothing
 // (without -m inowait stops after the first event anyway; with -m it keeps
 // every watch, see inowait(1)).
 func parseEvents(values []string) (event.Op, error) {
 	var op event.Op
+	all := false
 	for _, v := range values {
 		for _, name := range strings.Split(v, ",") {
 			switch {
 			case name == "":
+				all = true
 				continue
 			case strings.ContainsAny(name, " \t"):
 				return 0, base.Usagef("'%s' is not a valid event (see --help)", v)
@@ -259,6 +261,9 @@ func parseEvents(values []string) (event.Op, error) {
 			}
 			op |= o
 		}
+	}
+	if all {
+		return event.AllEvents, nil
 	}
 	return op, nil
 }
@@ -360,14 +365,36 @@ func (s *sink) Flush() error {
 	return nil
 }
 
+// openSyslog connects to syslog for -s and -d (a variable for tests).
+var openSyslog = func() (io.WriteCloser, error) {
+	return syslog.New(syslog.LOG_ERR|syslog.LOG_DAEMON, "inowait")
+}
+
 // run watches what cfg says and writes events to stdout until ctx is done.
-func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
+func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) (err error) {
 	log := base.NewLog("inowait", stderr)
 	log.Quiet = cfg.Quiet > 0
 	if cfg.Syslog {
-		if sw, err := syslog.New(syslog.LOG_ERR|syslog.LOG_DAEMON, "inowait"); err == nil {
+		// As inotifywait: with -s (and -d, whose stderr is gone) every
+		// message, the fatal one included, goes to syslog and not to
+		// stderr. Without a syslog to talk to, stderr it is.
+		if sw, serr := openSyslog(); serr == nil {
 			defer sw.Close()
 			log.W = sw
+			defer func() {
+				var be *base.Error
+				switch {
+				case err == nil:
+				case errors.As(err, &be) && be.Err == nil:
+				default:
+					code := exitError
+					if be != nil {
+						code = be.Code
+					}
+					log.Errorf("%v", err)
+					err = base.Exit(code)
+				}
+			}()
 		}
 	}
 	out := stdout
@@ -443,9 +470,17 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 			return excluded[d] || matchAny(cfg.Exclude, strings.TrimSuffix(display(dir), "/"))
 		},
 		Drop: func(ev *event.Event) bool {
+			// @path is not watched, nor anything under it; its parent's
+			// events about it are reported, as inotifywait does.
 			p := strings.TrimSuffix(ev.Path, "/")
-			if excluded[p] {
-				return true
+			for q := p; len(excluded) > 0; {
+				i := strings.LastIndexByte(q, '/')
+				if i <= 0 {
+					break
+				}
+				if q = q[:i]; excluded[q] {
+					return true
+				}
 			}
 			d := strings.TrimSuffix(display(ev.Path), "/")
 			if matchAny(cfg.Exclude, d) {

@@ -84,17 +84,18 @@ func TestLimitErrorVoice(t *testing.T) {
 	}
 }
 
-// -e as inotifywait 3.22.6 reads it (checked side by side here): empty
-// names skipped, a blank makes the value invalid, oneshot accepted.
+// -e as inotifywait 3.22.6 reads it (checked side by side, TestSideBySide):
+// an empty name anywhere means every event, a blank makes the value
+// invalid, oneshot accepted.
 func TestParseEvents(t *testing.T) {
 	for _, c := range []struct {
 		in   []string
 		want event.Op
 		err  string
 	}{
-		{[]string{""}, 0, ""},
-		{[]string{"create,"}, event.Create, ""},
-		{[]string{"create,,delete"}, event.Create | event.Delete, ""},
+		{[]string{""}, event.AllEvents, ""},
+		{[]string{"create,"}, event.AllEvents, ""},
+		{[]string{"create,,delete"}, event.AllEvents, ""},
 		{[]string{"CREATE", "close_write"}, event.Create | event.CloseWrite, ""},
 		{[]string{"oneshot"}, 0, ""},
 		{[]string{"create, delete"}, 0, "'create, delete' is not a valid event"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inopipe/inopipe/internal/base"
 	"github.com/inopipe/inopipe/internal/clitest"
 )
 
@@ -385,5 +387,29 @@ func TestTimeoutResetByUnprintedEvents(t *testing.T) {
 	case <-time.After(clitest.Timeout()):
 		cmd.Process.Kill()
 		t.Fatal("no timeout once the events stopped")
+	}
+}
+
+// nopCloser is a syslog stand-in.
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
+
+// TestSyslogGetsFatalErrors: with -s, as inotifywait, the fatal error goes
+// to syslog, not to stderr (with -d stderr is gone: it would be lost).
+func TestSyslogGetsFatalErrors(t *testing.T) {
+	var sys bytes.Buffer
+	old := openSyslog
+	openSyslog = func() (io.WriteCloser, error) { return nopCloser{&sys}, nil }
+	defer func() { openSyslog = old }()
+	missing := filepath.Join(t.TempDir(), "missing")
+	r := clitest.RunApp(t, newApp(), base.ExitError, "", "-s", "-m", missing)
+	if r.Code != 1 || strings.Contains(r.Stderr, "missing") || !strings.Contains(sys.String(), "missing") {
+		t.Fatalf("exit %d\nstderr %q\nsyslog %q", r.Code, r.Stderr, sys.String())
+	}
+	// Without -s: stderr.
+	r = clitest.RunApp(t, newApp(), base.ExitError, "", "-m", missing)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "missing") {
+		t.Fatalf("without -s: exit %d stderr %q", r.Code, r.Stderr)
 	}
 }
