@@ -218,3 +218,24 @@ func TestSymlinksByteForByte(t *testing.T) {
 		}
 	}
 }
+
+// TestRunFullHonoursRpushOpts: the config's RPUSH_OPTS reach the full
+// sync and the replays of inopipe-run (sersync's <delete start=false>
+// becomes --delete=false): a target-only file survives --full.
+func TestRunFullHonoursRpushOpts(t *testing.T) {
+	src, tgt, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "new"), []byte("n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(tgt, "target-only"), []byte("keep me"), 0o644))
+	env := filepath.Join(dir, "nodel.env")
+	must(t, os.WriteFile(env, []byte(fmt.Sprintf("SOURCE=%s\nTARGETS=%s\nSPOOL=%s/spool\nRPUSH_OPTS=--delete=false --timeout 30\nBIN=%s\n",
+		src, tgt, dir, binDir)), 0o600))
+	for _, mode := range []string{"--full", "--replay"} {
+		r := clitest.Run(t, "", bin("inopipe-run"), mode, env)
+		if r.Code != 0 {
+			t.Fatalf("inopipe-run %s: %d %s", mode, r.Code, r.Stderr)
+		}
+	}
+	if !exists(filepath.Join(tgt, "new")) || !exists(filepath.Join(tgt, "target-only")) {
+		t.Fatalf("--full with RPUSH_OPTS=--delete=false: new %v, target-only %v", exists(filepath.Join(tgt, "new")), exists(filepath.Join(tgt, "target-only")))
+	}
+}

@@ -3,6 +3,7 @@ package status
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,6 +102,37 @@ func TestPrometheusInstanceLabel(t *testing.T) {
 		}
 		if !strings.Contains(line, `{instance="www",`) {
 			t.Errorf("sample without the instance label: %s", line)
+		}
+	}
+}
+
+// TestTwoInstancesMetrics: two pipelines' status files in one textfile
+// collector directory never give the same series twice, and each file
+// passes promtool check metrics when promtool is installed (Debian's
+// prometheus package; not installed by make deps: 96 MB).
+func TestTwoInstancesMetrics(t *testing.T) {
+	series := map[string]string{}
+	for _, inst := range []string{"www", "media"} {
+		tr := New(time.Unix(0, 0), []string{"h::m", "/srv/copy"})
+		tr.Instance = inst
+		out := Prometheus(tr.Snapshot(time.Unix(10, 0), "/s", 2, 0, nil))
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			key := line[:strings.LastIndexByte(line, ' ')]
+			if prev, ok := series[key]; ok {
+				t.Errorf("series %s in both %s and %s", key, prev, inst)
+			}
+			series[key] = inst
+		}
+		if _, err := exec.LookPath("promtool"); err != nil {
+			continue
+		}
+		cmd := exec.Command("promtool", "check", "metrics")
+		cmd.Stdin = bytes.NewReader(out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics (%s): %v\n%s\n%s", inst, err, msg, out)
 		}
 	}
 }
