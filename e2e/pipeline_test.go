@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 // hostileNames are created in the source; each must arrive byte for byte,

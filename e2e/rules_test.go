@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 // The README's recipe: every full sync must apply it as the live stream

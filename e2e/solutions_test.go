@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 // The acceptance harness: a solution (bench/solutions/*.sh) replicates a

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 // supervised is inopipe-run running one pipeline from an env file.

@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 // BenchmarkStage: 200,000 event lines through the real binary.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/inopipe/inopipe/internal/base"
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 	"github.com/urfave/cli/v2"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/inopipe/inopipe/internal/base"
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 var binDir string

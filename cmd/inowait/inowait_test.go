@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/inopipe/inopipe/internal/base"
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 var binDir string

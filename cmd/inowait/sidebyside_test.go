@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 )
 
 // sideBySide are the items of the inotifywait-compatibility issue, each

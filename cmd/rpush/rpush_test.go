@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/inopipe/inopipe/internal/base"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 	"github.com/inopipe/inopipe/internal/base/pushflags"
-	"github.com/inopipe/inopipe/internal/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/rsync"
 )

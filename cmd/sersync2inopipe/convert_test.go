@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/inopipe/inopipe/internal/base"
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/filter"
 	"github.com/inopipe/inopipe/internal/runconfig"

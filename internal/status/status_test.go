@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inopipe/inopipe/internal/clitest"
+	"github.com/inopipe/inopipe/internal/base/clitest"
 	"github.com/inopipe/inopipe/internal/event"
 )
 
