@@ -113,21 +113,14 @@ type unmarshaler struct {
 	SkipTime bool
 }
 
-// Unmarshal decodes one line into rec (see the package function).
+// Unmarshal decodes one line into rec (see the package function): the
+// object's keys are read in one pass, each by the part of the record it
+// belongs to (eventField, batchField, resultField), and the kind decided
+// at the end from what was seen.
 func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 	*rec = Record{}
 	p := parser{b: line}
-	var (
-		ev           = &rec.Event
-		bt           = &rec.Batch
-		rs           = &rec.Result
-		eventsArray  bool
-		eventsNumber bool
-		isBatch      bool
-		isResult     bool
-		hasPath      bool
-		hasRules     bool
-	)
+	var seen seen
 	p.ws()
 	if !p.eat('{') {
 		return errNotObject
@@ -147,96 +140,20 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 			return p.errf("expected ':' after key %q", key)
 		}
 		p.ws()
-		switch key {
-		case "time":
-			if u.SkipTime {
-				err = p.skip(0)
+		ok, err := u.eventField(&p, key, rec, &seen)
+		if !ok && err == nil {
+			ok, err = batchField(&p, key, rec, &seen)
+		}
+		if !ok && err == nil {
+			ok, err = resultField(&p, key, rec, &seen)
+		}
+		if !ok && err == nil {
+			if key == "rules" {
+				seen.rules = true
+				err = p.rules(&rec.Rules)
 			} else {
-				ev.Time, err = p.time()
+				err = p.skip(0) // a field this version does not know
 			}
-		case "root":
-			ev.Root, err = p.strCached(&u.root)
-			bt.Root, rs.Root = ev.Root, ev.Root
-		case "watch":
-			ev.Watch, err = p.strCached(&u.watch)
-		case "name":
-			ev.Name, err = p.str()
-		case "path":
-			ev.Path, err = p.str()
-			hasPath = true
-		case "events":
-			if p.peek() == '[' {
-				eventsArray = true
-				ev.Op, err = p.ops()
-			} else {
-				eventsNumber = true
-				var n int64
-				n, err = p.int()
-				bt.Events = int(n)
-			}
-		case "cookie":
-			var n int64
-			n, err = p.int()
-			if err == nil && (n < 0 || n > 1<<32-1) {
-				err = fmt.Errorf("cookie %d out of range", n)
-			}
-			ev.Cookie = uint32(n)
-		case "synthetic":
-			ev.Synthetic, err = p.bool()
-		case "seq":
-			isBatch = true
-			var n int64
-			n, err = p.int()
-			if err == nil && n < 0 {
-				err = fmt.Errorf("seq %d is negative", n)
-			}
-			bt.Seq, rs.Seq = uint64(n), uint64(n)
-		case "sync":
-			isBatch = true
-			bt.Sync, err = p.strs()
-		case "delete":
-			isBatch = true
-			bt.Delete, err = p.strs()
-		case "written":
-			isBatch = true
-			bt.Written, err = p.strs()
-		case "full":
-			isBatch = true
-			bt.Full, err = p.bool()
-		case "first":
-			bt.First, err = p.time()
-		case "last":
-			bt.Last, err = p.time()
-		case "target":
-			isResult = true
-			rs.Target, err = p.str()
-		case "ok":
-			rs.OK, err = p.bool()
-		case "exit":
-			var n int64
-			n, err = p.int()
-			rs.Exit = int(n)
-		case "paths":
-			var n int64
-			n, err = p.int()
-			rs.Paths = int(n)
-		case "bytes":
-			rs.Bytes, err = p.int()
-		case "seconds":
-			rs.Seconds, err = p.float()
-		case "attempts":
-			var n int64
-			n, err = p.int()
-			rs.Attempts = int(n)
-		case "error":
-			rs.Error, err = p.str()
-		case "spooled":
-			rs.Spooled, err = p.str()
-		case "rules":
-			hasRules = true
-			err = p.rules(&rec.Rules)
-		default:
-			err = p.skip(0)
 		}
 		if err != nil {
 			return fmt.Errorf("field %q: %w", key, err)
@@ -254,30 +171,158 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 	if p.i != len(p.b) {
 		return p.errf("trailing data after object")
 	}
+	return seen.kind(rec)
+}
+
+// seen is what the keys of a line said about its kind.
+type seen struct {
+	eventsArray, eventsNumber, batch, result, path, rules bool
+}
+
+// kind decides the record's kind: "target" makes a result, an "events"
+// array an event, "seq", "sync", "delete", "full" or an "events" count a
+// batch, "rules" alone a rules record.
+func (s *seen) kind(rec *Record) error {
 	switch {
-	case isResult:
+	case s.result:
 		rec.Kind = KindResult
-	case eventsArray:
+	case s.eventsArray:
 		rec.Kind = KindEvent
-		if !hasPath {
+		ev := &rec.Event
+		if !s.path {
 			ev.Path = ev.Watch + ev.Name
 		}
 		if ev.Op == 0 {
 			return errors.New(`field "events": no event names`)
 		}
-	case isBatch || eventsNumber:
+	case s.batch || s.eventsNumber:
 		rec.Kind = KindBatch
-		if hasRules {
+		if s.rules {
 			r := rec.Rules
-			bt.Rules = &r
+			rec.Batch.Rules = &r
 			rec.Rules = Rules{}
 		}
-	case hasRules:
+	case s.rules:
 		rec.Kind = KindRules
 	default:
 		return errUnknown
 	}
 	return nil
+}
+
+// eventField reads the keys of an event ("root" and "events" are shared
+// with batches and results).
+func (u *unmarshaler) eventField(p *parser, key string, rec *Record, s *seen) (ok bool, err error) {
+	ev := &rec.Event
+	switch key {
+	case "time":
+		if u.SkipTime {
+			err = p.skip(0)
+		} else {
+			ev.Time, err = p.time()
+		}
+	case "root":
+		ev.Root, err = p.strCached(&u.root)
+		rec.Batch.Root, rec.Result.Root = ev.Root, ev.Root
+	case "watch":
+		ev.Watch, err = p.strCached(&u.watch)
+	case "name":
+		ev.Name, err = p.str()
+	case "path":
+		ev.Path, err = p.str()
+		s.path = true
+	case "events":
+		if p.peek() == '[' {
+			s.eventsArray = true
+			ev.Op, err = p.ops()
+		} else {
+			s.eventsNumber = true
+			var n int64
+			n, err = p.int()
+			rec.Batch.Events = int(n)
+		}
+	case "cookie":
+		var n int64
+		n, err = p.int()
+		if err == nil && (n < 0 || n > 1<<32-1) {
+			err = fmt.Errorf("cookie %d out of range", n)
+		}
+		ev.Cookie = uint32(n)
+	case "synthetic":
+		ev.Synthetic, err = p.bool()
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// batchField reads the keys of a batch ("seq" is shared with results).
+func batchField(p *parser, key string, rec *Record, s *seen) (ok bool, err error) {
+	bt := &rec.Batch
+	switch key {
+	case "seq":
+		s.batch = true
+		var n int64
+		n, err = p.int()
+		if err == nil && n < 0 {
+			err = fmt.Errorf("seq %d is negative", n)
+		}
+		bt.Seq, rec.Result.Seq = uint64(n), uint64(n)
+	case "sync":
+		s.batch = true
+		bt.Sync, err = p.strs()
+	case "delete":
+		s.batch = true
+		bt.Delete, err = p.strs()
+	case "written":
+		s.batch = true
+		bt.Written, err = p.strs()
+	case "full":
+		s.batch = true
+		bt.Full, err = p.bool()
+	case "first":
+		bt.First, err = p.time()
+	case "last":
+		bt.Last, err = p.time()
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// resultField reads the keys of a result.
+func resultField(p *parser, key string, rec *Record, s *seen) (ok bool, err error) {
+	rs := &rec.Result
+	switch key {
+	case "target":
+		s.result = true
+		rs.Target, err = p.str()
+	case "ok":
+		rs.OK, err = p.bool()
+	case "exit":
+		var n int64
+		n, err = p.int()
+		rs.Exit = int(n)
+	case "paths":
+		var n int64
+		n, err = p.int()
+		rs.Paths = int(n)
+	case "bytes":
+		rs.Bytes, err = p.int()
+	case "seconds":
+		rs.Seconds, err = p.float()
+	case "attempts":
+		var n int64
+		n, err = p.int()
+		rs.Attempts = int(n)
+	case "error":
+		rs.Error, err = p.str()
+	case "spooled":
+		rs.Spooled, err = p.str()
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 // rules reads {"exclude":[...],"include":[...]}; an absent "include" is
