@@ -30,6 +30,16 @@
 // delete of B is harmless if B never reached the target, and needed if the
 // first rename replaced an existing B).
 //
+// When both halves (same cookie) fall in one batch, the batch also lists
+// the rename in "renames" (A→C for the chain), for rpush to apply on the
+// target before the syncs: the data is then already in place, and a
+// renamed file is synced with the quick check instead of as written. No
+// rename is kept when a write to the old path (or under it) is pending
+// (the target's copy is not the data), when it leads back to where it
+// started, or when its result is deleted in the same batch and nothing
+// took its place (vim's backup rename: it would only cost rsync its
+// delta basis).
+//
 // A recursive sync ("dir/") means: make the target's subtree equal the
 // source's, deletions included (rpush runs it with --delete); that is what
 // lets it absorb pending deletes under it.
@@ -86,8 +96,19 @@ type pending struct {
 	events      int
 	full        bool
 	paths       map[string]netOp
-	children    map[string]int // direct pending children per directory
-	under       map[string]int // pending entries strictly under each directory
+	children    map[string]int       // direct pending children per directory
+	under       map[string]int       // pending entries strictly under each directory
+	renames     []event.Rename       // paired MOVED_FROM/MOVED_TO, in order
+	from        map[uint32]movedFrom // MOVED_FROM halves waiting for their MOVED_TO, by cookie
+}
+
+// movedFrom is the first half of a rename: where the data was (the start
+// of a chain), and whether it can be trusted to be on the target as it
+// is (not when a write to it is pending: that write must be sent).
+type movedFrom struct {
+	origin string
+	dir    bool
+	dirty  bool
 }
 
 // Coalescer accumulates events per root and hands out batches when due.
@@ -180,11 +201,23 @@ func (c *Coalescer) Add(ev *event.Event, now time.Time) {
 	if p.full {
 		return
 	}
+	if op.Has(event.MovedFrom) && ev.Cookie != 0 {
+		p.movedFrom(ev.Cookie, rel, dir) // before the delete absorbs what is pending under it
+	}
 	if p.coveredByAncestor(rel) {
 		return
 	}
+	if op.Has(event.MovedTo) && ev.Cookie != 0 && p.movedTo(ev.Cookie, rel, dir) && want == opWrite {
+		// A file renamed inside the root: its data did not change, and
+		// rpush moves it on the target first (if it cannot, it sends it
+		// whatever size and mtime say).
+		want = opSync
+	}
 	switch want {
 	case opDelete:
+		if op.Has(event.Delete) {
+			p.dropRenamesTo(rel)
+		}
 		p.absorb(rel)
 		p.set(rel, opDelete)
 	case opSyncRec:
@@ -244,6 +277,76 @@ func (p *pending) markFull() {
 	clear(p.paths)
 	clear(p.children)
 	clear(p.under)
+	p.renames, p.from = nil, nil
+}
+
+// movedFrom records the first half of a rename. A rename already pending
+// to rel (a → rel, now rel → ?) starts the chain at its origin.
+func (p *pending) movedFrom(cookie uint32, rel string, dir bool) {
+	f := movedFrom{origin: rel, dir: dir, dirty: p.writtenAt(rel)}
+	for i, r := range p.renames {
+		if r.To == rel {
+			f.origin = r.From
+			p.renames = append(p.renames[:i], p.renames[i+1:]...)
+			break
+		}
+	}
+	if p.from == nil {
+		p.from = map[uint32]movedFrom{}
+	}
+	p.from[cookie] = f
+}
+
+// movedTo pairs the second half of a rename with its first; it reports
+// whether a rename was recorded.
+func (p *pending) movedTo(cookie uint32, rel string, dir bool) bool {
+	f, ok := p.from[cookie]
+	if !ok {
+		return false // moved in from outside the root, or the first half went in an earlier batch
+	}
+	delete(p.from, cookie)
+	if f.dirty || f.dir != dir || f.origin == rel {
+		return false
+	}
+	p.renames = append(p.renames, event.Rename{From: f.origin, To: rel, Dir: dir})
+	return true
+}
+
+// dropRenamesTo forgets the renames whose result is deleted (rel or under
+// it), unless another rename took their place afterwards (the release
+// swap: mv cur old; mv new cur; rm -rf old needs cur out of the way on
+// the target). Otherwise renaming the target's copy away would only cost
+// rsync its delta basis (vim saves: mv f f~, write f, rm f~).
+func (p *pending) dropRenamesTo(rel string) {
+	out := p.renames[:0]
+	for i, r := range p.renames {
+		keep := r.To != rel && !strings.HasPrefix(r.To, rel+"/")
+		for _, later := range p.renames[i+1:] {
+			keep = keep || later.To == r.From
+		}
+		if keep {
+			out = append(out, r)
+		}
+	}
+	p.renames = out
+}
+
+// writtenAt reports whether data written at rel or under it is pending:
+// moving the target's old copy would not bring it.
+func (p *pending) writtenAt(rel string) bool {
+	if p.paths[rel] == opWrite {
+		return true
+	}
+	if p.under[rel] == 0 {
+		return false
+	}
+	prefix := rel + "/"
+	for q, op := range p.paths {
+		if op == opWrite && strings.HasPrefix(q, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // coveredByAncestor reports whether a recursive sync of a directory above
@@ -412,5 +515,8 @@ func (p *pending) batch(seq uint64) event.Batch {
 	sort.Strings(b.Sync)
 	sort.Strings(b.Delete)
 	sort.Strings(b.Written)
+	if len(p.renames) > 0 {
+		b.Renames = p.renames
+	}
 	return b
 }

@@ -351,3 +351,72 @@ func TestWrittenPaths(t *testing.T) {
 		})
 	}
 }
+
+// mv is the MOVED_FROM/MOVED_TO pair of one rename (a directory with dir).
+func mv(cookie uint32, from, to string, dir bool) []event.Event {
+	suffix := ""
+	if dir {
+		suffix = ",isdir"
+	}
+	f, t := e("moved_from"+suffix, from), e("moved_to"+suffix, to)
+	f.Cookie, t.Cookie = cookie, cookie
+	return []event.Event{f, t}
+}
+
+func evs(groups ...[]event.Event) []event.Event {
+	var out []event.Event
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+// Issue 16: renames inside the root are kept as renames (a hint rpush
+// applies first); Sync and Delete still say the whole change, so the
+// batch ends right without them.
+func TestRenames(t *testing.T) {
+	r := func(from, to string, dir bool) event.Rename { return event.Rename{From: from, To: to, Dir: dir} }
+	for _, c := range []struct {
+		name      string
+		evs       []event.Event
+		renames   []event.Rename
+		sync, del []string
+		written   []string
+	}{
+		{"file", mv(1, "a", "b", false), []event.Rename{r("a", "b", false)}, []string{"b"}, []string{"a"}, nil},
+		{"directory", mv(1, "d", "e", true), []event.Rename{r("d", "e", true)}, []string{"e/"}, []string{"d"}, nil},
+		{"chain a→b→c is one rename", evs(mv(1, "a", "b", false), mv(2, "b", "c", false)), []event.Rename{r("a", "c", false)}, []string{"c"}, []string{"a", "b"}, nil},
+		{"and back: no rename", evs(mv(1, "a", "b", false), mv(2, "b", "a", false)), nil, []string{"a"}, []string{"b"}, []string{"a"}},
+		{"rename then write: rename, then a written sync", evs(mv(1, "a", "b", false), []event.Event{e("close_write", "b")}), []event.Rename{r("a", "b", false)}, []string{"b"}, []string{"a"}, []string{"b"}},
+		{"write then rename: no rename (the target's copy is old)", evs([]event.Event{e("close_write", "a")}, mv(1, "a", "b", false)), nil, []string{"b"}, []string{"a"}, []string{"b"}},
+		{"write under a directory then its rename: no rename", evs([]event.Event{e("close_write", "d/f")}, mv(1, "d", "e", true)), nil, []string{"e/"}, []string{"d"}, nil},
+		{"moved out of the root: a delete", []event.Event{{Root: root, Watch: root, Name: "a", Path: root + "a", Op: event.MovedFrom, Cookie: 7}}, nil, nil, []string{"a"}, nil},
+		{"moved in from outside: a written sync", []event.Event{{Root: root, Watch: root, Name: "b", Path: root + "b", Op: event.MovedTo, Cookie: 7}}, nil, []string{"b"}, nil, []string{"b"}},
+		{"renamed then deleted: nothing to move", evs(mv(1, "a", "b", false), []event.Event{e("delete", "b")}), nil, nil, []string{"a", "b"}, nil},
+		{"vim's save (backup rename, new file, backup deleted)", evs(mv(1, "f", "f~", false), []event.Event{e("create", "f"), e("close_write", "f"), e("delete", "f~")}), nil, []string{"f"}, []string{"f~"}, []string{"f"}},
+		{"release swap (mv cur old; mv new cur; rm -rf old)", evs([]event.Event{e("create,isdir", "new")}, mv(1, "cur", "old", true), mv(2, "new", "cur", true), []event.Event{e("delete,isdir", "old")}),
+			[]event.Rename{r("cur", "old", true), r("new", "cur", true)}, []string{"cur/"}, []string{"new", "old"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			co := New(Config{Window: time.Second})
+			for i := range c.evs {
+				co.Add(&c.evs[i], t0)
+			}
+			bs := co.Flush()
+			if len(bs) != 1 {
+				t.Fatalf("%d batches", len(bs))
+			}
+			b := bs[0]
+			if !reflect.DeepEqual(b.Renames, c.renames) || !reflect.DeepEqual(nilIfEmpty(b.Sync), c.sync) || !reflect.DeepEqual(nilIfEmpty(b.Delete), c.del) || !reflect.DeepEqual(b.Written, c.written) {
+				t.Fatalf("renames %v sync %q delete %q written %q\nwant    %v sync %q delete %q written %q", b.Renames, b.Sync, b.Delete, b.Written, c.renames, c.sync, c.del, c.written)
+			}
+		})
+	}
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -280,6 +281,9 @@ func batchField(p *parser, key string, rec *Record, s *seen) (ok bool, err error
 	case "full":
 		s.batch = true
 		bt.Full, err = p.bool()
+	case "renames":
+		s.batch = true
+		bt.Renames, err = p.renames()
 	case "first":
 		bt.First, err = p.time()
 	case "last":
@@ -323,6 +327,85 @@ func resultField(p *parser, key string, rec *Record, s *seen) (ok bool, err erro
 		return false, nil
 	}
 	return true, err
+}
+
+// renames reads [{"from":"a","to":"b","dir":true},...]; both paths must be
+// relative, without "." or ".." elements.
+func (p *parser) renames() ([]Rename, error) {
+	if !p.eat('[') {
+		return nil, p.errf("expected an array of renames")
+	}
+	var out []Rename
+	p.ws()
+	if p.eat(']') {
+		return out, nil
+	}
+	for {
+		p.ws()
+		if !p.eat('{') {
+			return nil, p.errf("expected a rename object")
+		}
+		var m Rename
+		for {
+			p.ws()
+			key, err := p.str()
+			if err != nil {
+				return nil, err
+			}
+			p.ws()
+			if !p.eat(':') {
+				return nil, p.errf("expected ':' after key %q", key)
+			}
+			p.ws()
+			switch key {
+			case "from":
+				m.From, err = p.str()
+			case "to":
+				m.To, err = p.str()
+			case "dir":
+				m.Dir, err = p.bool()
+			default:
+				err = p.skip(1)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", key, err)
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			if p.eat('}') {
+				break
+			}
+			return nil, p.errf("expected ',' or '}'")
+		}
+		if !relPath(m.From) || !relPath(m.To) {
+			return nil, fmt.Errorf("rename %q → %q: paths must be relative, without . or .. elements", m.From, m.To)
+		}
+		out = append(out, m)
+		p.ws()
+		if p.eat(',') {
+			continue
+		}
+		if p.eat(']') {
+			return out, nil
+		}
+		return nil, p.errf("expected ',' or ']'")
+	}
+}
+
+// relPath: a non-empty relative path whose elements are names (no "",
+// ".", "..").
+func relPath(s string) bool {
+	if s == "" || strings.IndexByte(s, 0) >= 0 {
+		return false
+	}
+	for _, e := range strings.Split(s, "/") {
+		if e == "" || e == "." || e == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // rules reads {"exclude":[...],"include":[...]}; an absent "include" is

@@ -85,6 +85,24 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		dst = appendKey(dst, "rules", &first)
 		dst = appendRules(dst, b.Rules)
 	}
+	if len(b.Renames) > 0 {
+		dst = appendKey(dst, "renames", &first)
+		dst = append(dst, '[')
+		for i, m := range b.Renames {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"from":`...)
+			dst = AppendString(dst, m.From)
+			dst = append(dst, `,"to":`...)
+			dst = AppendString(dst, m.To)
+			if m.Dir {
+				dst = append(dst, `,"dir":true`...)
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
 	return append(dst, '}', '\n')
 }
 

@@ -115,6 +115,20 @@ type Batch struct {
 	// Rules are the pipeline's path rules (evfilter's) in force when the
 	// batch was made: every rsync run for it applies them. nil: none.
 	Rules *Rules
+	// Renames are renames inside the root (a MOVED_FROM and MOVED_TO pair),
+	// in order, chains collapsed: a hint that the data of each To is on
+	// the target under From. Sync and Delete hold the whole change
+	// anyway (To to sync, From to delete), so a consumer that ignores
+	// Renames, or cannot apply one, still ends right; rpush applies them
+	// first so that the syncs find the data in place.
+	Renames []Rename
+}
+
+// Rename is one rename inside a root, both paths relative to it; Dir says
+// a directory was moved (with everything under it).
+type Rename struct {
+	From, To string
+	Dir      bool
 }
 
 // Rules are the pipeline's path rules as rsync filter patterns (see
