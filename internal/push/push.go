@@ -58,6 +58,7 @@ type Report struct {
 	Paths    int
 	Bytes    int64
 	Deleted  int64              // from --stats, -1 unknown (read for dry runs)
+	Renamed  int                // the batch's renames applied on the target before its runs
 	Files    []rsync.FileChange // what the runs changed (Opts.ListFiles)
 	Elapsed  time.Duration
 }
@@ -105,16 +106,19 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		return Report{Exit: rsync.ExitDelLimit, Class: rsync.Spool, Elapsed: time.Since(start),
 			Err: fmt.Sprintf("batch deletes %d paths, more than --max-delete %d; spooled for review", list.Missing, p.MaxDelete)}
 	}
+	// Renames first: the syncs then find the data in place. written
+	// gains each renamed file whose rename could not be applied.
+	written, renamed, renameBytes := p.renames(ctx, t, src, b)
 	var jobs []job
 	switch {
 	case mode == rsync.ModeFull:
 		jobs = []job{{mode: mode, deletes: deletes}}
 	case p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2):
 		for _, c := range split(list.Paths, p.Jobs) {
-			jobs = append(jobs, splitWritten(job{mode: mode, paths: c, deletes: deletes}, b.Written)...)
+			jobs = append(jobs, splitWritten(job{mode: mode, paths: c, deletes: deletes}, written)...)
 		}
 	case len(list.Paths) > 0:
-		jobs = splitWritten(job{mode: mode, paths: list.Paths, deletes: deletes}, b.Written)
+		jobs = splitWritten(job{mode: mode, paths: list.Paths, deletes: deletes}, written)
 	}
 	if len(list.Dirs) > 0 {
 		// Directories listed for their attributes only (the root's own
@@ -154,7 +158,7 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 		}()
 	}
 	wg.Wait()
-	r := Report{OK: true, Class: rsync.Done, Paths: len(list.Paths) + len(list.Dirs)}
+	r := Report{OK: true, Class: rsync.Done, Paths: len(list.Paths) + len(list.Dirs), Renamed: renamed, Bytes: renameBytes}
 	if mode == rsync.ModeFull {
 		r.Paths = 0
 	}

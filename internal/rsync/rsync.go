@@ -647,3 +647,117 @@ func CheckPasswordFile(name string) error {
 	}
 	return nil
 }
+
+// RenameRoot is the directory (relative to the source root; "" for the
+// root) that RenameArgs' run is rooted at: the renamed directory itself,
+// or the directory holding the renamed file.
+func RenameRoot(r event.Rename) string {
+	if r.Dir {
+		return r.To
+	}
+	if d := path.Dir(r.To); d != "." {
+		return d
+	}
+	return ""
+}
+
+// RenameArgs is the run that brings a renamed path to a daemon or ssh
+// target from the data the target has under its old name: the run is
+// rooted where the new path is (RenameRoot), and rsync takes its basis
+// files from the old place, given relative to the destination directory:
+// --link-dest there (a hard link for each file whose name and attributes
+// match, so a renamed directory costs no data and no copy), and --fuzzy
+// twice (a file renamed to another name is found by size and mtime, in
+// the destination directory and in the --link-dest one). --mkpath makes
+// the new parents. Nothing is deleted. The names are rsync arguments,
+// never a shell's: over ssh --secluded-args sends them inside the
+// protocol.
+func RenameArgs(o Options, t Target, src string, r event.Rename) (args []string, stdin []byte) {
+	root := RenameRoot(r)
+	a := []string{"-a"}
+	if r.Dir {
+		a = append(a, "-r")
+	}
+	a = append(a, RuleArgs(o.Rules, true)...)
+	from := r.From
+	if !r.Dir {
+		from = path.Dir(r.From)
+		if from == "." {
+			from = ""
+		}
+		a = append(a, "--from0", "--files-from=-", "--fuzzy", "--fuzzy")
+		stdin = append([]byte(path.Base(r.To)), 0)
+	}
+	if from != root {
+		rel := strings.Repeat("../", depth(root)) + from
+		if rel == "" {
+			rel = "."
+		}
+		a = append(a, "--link-dest="+strings.TrimSuffix(rel, "/"))
+	}
+	a = append(a, "--mkpath", "--modify-window=-1")
+	a = connArgs(a, o, t)
+	if t.Kind == SSH {
+		a = append(a, "--secluded-args")
+	}
+	a = append(a, "--stats")
+	a = append(a, o.Extra...)
+	s, d := strings.TrimSuffix(src, "/")+"/", t.Dest
+	if root != "" {
+		s, d = s+root+"/", d+root+"/"
+	}
+	return append(a, s, d), stdin
+}
+
+// depth is the number of names in a relative path ("" has none).
+func depth(rel string) int {
+	if rel == "" {
+		return 0
+	}
+	return strings.Count(rel, "/") + 1
+}
+
+// SubtreeRules are the pipeline's rules for a run rooted at root (see
+// RenameArgs): a pattern on the last name stays as it is; an anchored one
+// whose literal start lies inside root is re-anchored there, one that
+// cannot reach below root is left out. ok is false when a pattern could
+// match below root in a way that cannot be re-anchored exactly (such as
+// "/**x"): the caller then does without the run.
+func SubtreeRules(r *event.Rules, root string) (*event.Rules, bool) {
+	if r == nil || root == "" {
+		return r, true
+	}
+	prefix := root + "/"
+	one := func(list []string) ([]string, bool) {
+		var out []string
+		for _, p := range list {
+			if !strings.HasPrefix(p, "/") {
+				out = append(out, p)
+				continue
+			}
+			x := p[1:]
+			lit := x
+			if i := strings.IndexAny(x, `*?[\`); i >= 0 {
+				lit = x[:i]
+			}
+			switch {
+			case strings.HasPrefix(lit, prefix) && len(x) > len(prefix):
+				out = append(out, "/"+x[len(prefix):])
+			case strings.HasPrefix(prefix, lit):
+				return nil, false // "/**x", "/b*": may match below root
+			}
+			// otherwise it names something outside root
+		}
+		return out, true
+	}
+	ex, ok1 := one(r.Exclude)
+	in, ok2 := one(r.Include)
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	out := &event.Rules{Exclude: ex}
+	if r.Include != nil {
+		out.Include = append([]string{}, in...)
+	}
+	return out, true
+}
