@@ -31,7 +31,9 @@
 // reproducible builds, tar x and cp -p make); the other entries of "sync"
 // (attribute changes, recursive "dir/" roll-ups) keep the quick check;
 // "rules" (when the pipeline has an evfilter) are the path rules in force
-// when the batch was made (see Rules). A rules record (evfilter → evbatch,
+// when the batch was made (see Rules); "renames" (when not empty) are
+// renames inside the root, [{"from":"a","to":"b","dir":true}], applied
+// by rpush before the syncs (see Rename). A rules record (evfilter → evbatch,
 // evfilter's first line) is {"rules":{"exclude":[...],"include":[...]}}.
 // A result (rpush → plugins) carries "seq",
 // "root", "target", "ok", "exit", "paths", "bytes", "seconds", "attempts",
