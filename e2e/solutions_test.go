@@ -396,6 +396,19 @@ var workloads = []workload{
 			must(t, os.Rename(filepath.Join(e.src, "big"), filepath.Join(e.src, "big-renamed")))
 			must(t, os.Rename(filepath.Join(e.src, "big-renamed/sub3"), filepath.Join(e.src, "moved-out")))
 		}},
+	{name: "rename of large data", small: 8, full: 150,
+		prepare: func(t *testing.T, src string, n int) {
+			// n MiB of files in a tree and one file of n MiB.
+			for i := range 10 {
+				writeFile(t, filepath.Join(src, fmt.Sprintf("media/album%d/track", i)), n<<20/10, i)
+			}
+			writeFile(t, filepath.Join(src, "disk.img"), n<<20, 99)
+		},
+		run: func(t *testing.T, e *env, n int) {
+			must(t, os.Rename(filepath.Join(e.src, "media"), filepath.Join(e.src, "media-2026")))
+			must(t, os.Mkdir(filepath.Join(e.src, "images"), 0o755))
+			must(t, os.Rename(filepath.Join(e.src, "disk.img"), filepath.Join(e.src, "images/disk.img")))
+		}},
 	{name: "large tree, few changes", small: 5000, full: 50000,
 		prepare: func(t *testing.T, src string, n int) {
 			for i := range n {

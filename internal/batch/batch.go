@@ -204,10 +204,13 @@ func (c *Coalescer) Add(ev *event.Event, now time.Time) {
 	if op.Has(event.MovedFrom) && ev.Cookie != 0 {
 		p.movedFrom(ev.Cookie, rel, dir) // before the delete absorbs what is pending under it
 	}
+	// Paired even under a pending recursive sync (mkdir new; mv big
+	// new/): the rename brings the data, the recursive sync the rest.
+	renamed := op.Has(event.MovedTo) && ev.Cookie != 0 && p.movedTo(ev.Cookie, rel, dir)
 	if p.coveredByAncestor(rel) {
 		return
 	}
-	if op.Has(event.MovedTo) && ev.Cookie != 0 && p.movedTo(ev.Cookie, rel, dir) && want == opWrite {
+	if renamed && want == opWrite {
 		// A file renamed inside the root: its data did not change, and
 		// rpush moves it on the target first (if it cannot, it sends it
 		// whatever size and mtime say).

@@ -390,6 +390,7 @@ func TestRenames(t *testing.T) {
 		{"rename then write: rename, then a written sync", evs(mv(1, "a", "b", false), []event.Event{e("close_write", "b")}), []event.Rename{r("a", "b", false)}, []string{"b"}, []string{"a"}, []string{"b"}},
 		{"write then rename: no rename (the target's copy is old)", evs([]event.Event{e("close_write", "a")}, mv(1, "a", "b", false)), nil, []string{"b"}, []string{"a"}, []string{"b"}},
 		{"write under a directory then its rename: no rename", evs([]event.Event{e("close_write", "d/f")}, mv(1, "d", "e", true)), nil, []string{"e/"}, []string{"d"}, nil},
+		{"into a new directory: renamed, under its recursive sync", evs([]event.Event{e("create,isdir", "new")}, mv(1, "big", "new/big", false)), []event.Rename{r("big", "new/big", false)}, []string{"new/"}, []string{"big"}, nil},
 		{"moved out of the root: a delete", []event.Event{{Root: root, Watch: root, Name: "a", Path: root + "a", Op: event.MovedFrom, Cookie: 7}}, nil, nil, []string{"a"}, nil},
 		{"moved in from outside: a written sync", []event.Event{{Root: root, Watch: root, Name: "b", Path: root + "b", Op: event.MovedTo, Cookie: 7}}, nil, []string{"b"}, nil, []string{"b"}},
 		{"renamed then deleted: nothing to move", evs(mv(1, "a", "b", false), []event.Event{e("delete", "b")}), nil, nil, []string{"a", "b"}, nil},

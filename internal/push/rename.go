@@ -110,6 +110,13 @@ func renameLocal(dest string, r event.Rename, want unix.Stat_t) error {
 	}
 	defer unix.Close(fromDir)
 	toDir, err := openBeneath(root, path.Dir(r.To))
+	if errors.Is(err, unix.ENOENT) {
+		// A new directory (mkdir new; mv big new/): make it, beneath the
+		// target as well; the batch's sync sets its attributes.
+		if err = mkdirBeneath(root, path.Dir(r.To)); err == nil {
+			toDir, err = openBeneath(root, path.Dir(r.To))
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -129,6 +136,25 @@ func renameLocal(dest string, r event.Rename, want unix.Stat_t) error {
 		return os.ErrExist // never over a directory: the syncs deal with it
 	}
 	return unix.Renameat(fromDir, path.Base(r.From), toDir, path.Base(r.To))
+}
+
+// mkdirBeneath makes dir and its missing parents under root, each parent
+// opened beneath root without symlinks.
+func mkdirBeneath(root int, dir string) error {
+	parent := "."
+	for _, name := range strings.Split(dir, "/") {
+		fd, err := openBeneath(root, parent)
+		if err != nil {
+			return err
+		}
+		err = unix.Mkdirat(fd, name, 0o755)
+		unix.Close(fd)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		parent = path.Join(parent, name)
+	}
+	return nil
 }
 
 // openBeneath opens dir (relative, "." for the root) under root, every
