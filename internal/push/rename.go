@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path"
 	"slices"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/rsync"
@@ -64,19 +61,19 @@ var errNotRenamed = errors.New("the source does not show this rename")
 
 // sourceRenamed checks that the source holds the rename's result: From
 // gone, To there, a directory exactly when the rename says so.
-func sourceRenamed(src string, r event.Rename) (unix.Stat_t, error) {
-	var st unix.Stat_t
+func sourceRenamed(src string, r event.Rename) (os.FileInfo, error) {
 	if !safeRel(r.From) || !safeRel(r.To) {
-		return st, errNotRenamed
+		return nil, errNotRenamed
 	}
-	if err := unix.Lstat(src+r.From, &st); !errors.Is(err, unix.ENOENT) {
-		return st, errNotRenamed
+	if _, err := os.Lstat(src + r.From); !errors.Is(err, os.ErrNotExist) {
+		return nil, errNotRenamed
 	}
-	if err := unix.Lstat(src+r.To, &st); err != nil {
-		return st, err
+	st, err := os.Lstat(src + r.To)
+	if err != nil {
+		return nil, err
 	}
-	if (st.Mode&unix.S_IFMT == unix.S_IFDIR) != r.Dir {
-		return st, errNotRenamed
+	if st.IsDir() != r.Dir {
+		return nil, errNotRenamed
 	}
 	return st, nil
 }
@@ -92,78 +89,6 @@ func safeRel(s string) bool {
 		}
 	}
 	return true
-}
-
-// renameLocal renames From to To inside the target directory dest with
-// renameat(2) on directories opened beneath dest without following any
-// symlink (a symlink on the target can never lead the rename outside),
-// after checking that the target's From is what the source's To is.
-func renameLocal(dest string, r event.Rename, want unix.Stat_t) error {
-	root, err := unix.Open(dest, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(root)
-	fromDir, err := openBeneath(root, path.Dir(r.From))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fromDir)
-	toDir, err := openBeneath(root, path.Dir(r.To))
-	if errors.Is(err, unix.ENOENT) {
-		// A new directory (mkdir new; mv big new/): make it, beneath the
-		// target as well; the batch's sync sets its attributes.
-		if err = mkdirBeneath(root, path.Dir(r.To)); err == nil {
-			toDir, err = openBeneath(root, path.Dir(r.To))
-		}
-	}
-	if err != nil {
-		return err
-	}
-	defer unix.Close(toDir)
-	var have unix.Stat_t
-	if err := unix.Fstatat(fromDir, path.Base(r.From), &have, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return err
-	}
-	if have.Mode&unix.S_IFMT != want.Mode&unix.S_IFMT {
-		return errNotRenamed
-	}
-	if want.Mode&unix.S_IFMT == unix.S_IFREG && (have.Size != want.Size || have.Mtim != want.Mtim) {
-		return errNotRenamed // not the data the source moved
-	}
-	var there unix.Stat_t
-	if err := unix.Fstatat(toDir, path.Base(r.To), &there, unix.AT_SYMLINK_NOFOLLOW); err == nil && there.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return os.ErrExist // never over a directory: the syncs deal with it
-	}
-	return unix.Renameat(fromDir, path.Base(r.From), toDir, path.Base(r.To))
-}
-
-// mkdirBeneath makes dir and its missing parents under root, each parent
-// opened beneath root without symlinks.
-func mkdirBeneath(root int, dir string) error {
-	parent := "."
-	for _, name := range strings.Split(dir, "/") {
-		fd, err := openBeneath(root, parent)
-		if err != nil {
-			return err
-		}
-		err = unix.Mkdirat(fd, name, 0o755)
-		unix.Close(fd)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return err
-		}
-		parent = path.Join(parent, name)
-	}
-	return nil
-}
-
-// openBeneath opens dir (relative, "." for the root) under root, every
-// element a real directory: no symlink, no "..", no escape.
-func openBeneath(root int, dir string) (int, error) {
-	return unix.Openat2(root, dir, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
 }
 
 // renameRemote brings To to a daemon or ssh target from the data the
