@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,6 +108,25 @@ func (d *daemon) start(t *testing.T) {
 		c.Close()
 		return true
 	})
+}
+
+// childCPU is the CPU seconds of the daemon's reaped children (each
+// connection's receiver): cutime + cstime of /proc/PID/stat.
+func (d *daemon) childCPU() float64 {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 15 {
+		return 0
+	}
+	cu, _ := strconv.ParseFloat(f[13], 64)
+	cs, _ := strconv.ParseFloat(f[14], 64)
+	return (cu + cs) / 100 // USER_HZ
 }
 
 func (d *daemon) stop() {

@@ -273,6 +273,7 @@ type outcome struct {
 	converged     bool
 	converge, lag time.Duration
 	cpu           float64
+	recvCPU       float64 // the rsync daemon's children (the receivers), from the change to convergence
 	rssKiB        int64
 	note          string
 }
@@ -511,12 +512,13 @@ func runOne(t *testing.T, solName string, w workload, n int, limit time.Duration
 }
 
 func measure(t *testing.T, e *env, w workload, n int, limit time.Duration) outcome {
+	recv0 := e.d.childCPU()
 	start := time.Now()
 	w.run(t, e, n)
 	end := time.Now()
 	at, ok := waitConverged(e.src, e.d.module, limit)
 	e.sol.kill()
-	o := outcome{converged: ok, cpu: e.sol.cpu + e.sol.carriedCPU, rssKiB: max(e.sol.peakRSS, e.sol.carriedRSS)}
+	o := outcome{converged: ok, cpu: e.sol.cpu + e.sol.carriedCPU, rssKiB: max(e.sol.peakRSS, e.sol.carriedRSS), recvCPU: max(0, e.d.childCPU()-recv0)}
 	if ok {
 		o.converge, o.lag = at.Sub(start), max(0, at.Sub(end))
 	}
@@ -636,7 +638,7 @@ func TestBenchSolutions(t *testing.T) {
 				continue // filtered out by -run
 			}
 			conv, ok := 0, 0
-			var ct, lag, cpu []float64
+			var ct, lag, cpu, recv []float64
 			var rss []float64
 			note := ""
 			for _, o := range c.outs {
@@ -646,6 +648,7 @@ func TestBenchSolutions(t *testing.T) {
 					lag = append(lag, o.lag.Seconds())
 				}
 				cpu = append(cpu, o.cpu)
+				recv = append(recv, o.recvCPU)
 				rss = append(rss, float64(o.rssKiB))
 				if o.note != "" {
 					note = o.note
@@ -658,7 +661,7 @@ func TestBenchSolutions(t *testing.T) {
 			} else {
 				row = append(row, "—", "—")
 			}
-			row = append(row, fmt.Sprintf("%.2f s", median(cpu)), fmt.Sprintf("%.0f MiB", median(rss)/1024), note)
+			row = append(row, fmt.Sprintf("%.2f s", median(cpu)), fmt.Sprintf("%.2f s", median(recv)), fmt.Sprintf("%.0f MiB", median(rss)/1024), note)
 			rows = append(rows, row)
 		}
 	}
@@ -667,7 +670,7 @@ func TestBenchSolutions(t *testing.T) {
 		size = "small size (as in make test)"
 	}
 	report(t, fmt.Sprintf("Solutions × workloads (%s, median of %d, limit %v; window %v, -j/maxProcesses 2)", size, runs, limit, window),
-		[]string{"workload", "solution", "converged", "convergence", "lag", "CPU", "peak RSS", "note"}, rows)
+		[]string{"workload", "solution", "converged", "convergence", "lag", "CPU", "receiver CPU", "peak RSS", "note"}, rows)
 	// The burst against the anchor: the goal is 1.3× of ideal, and faster
 	// than lsyncd.
 	rows = [][]string{{"ideal rsync --files-from (after the writes)", fmt.Sprintf("%.2f s", median(ideal)), "1.00×"}}
