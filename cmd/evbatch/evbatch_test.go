@@ -75,10 +75,12 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"1s"}, "{}\n", 0, "evbatch: error: line 1:"},
 	}
 	for _, c := range cases {
-		r := clitest.RunApp(t, newApp(), base.ExitUsage, c.in, c.args...)
-		if r.Code != c.code || !strings.Contains(r.Stderr, c.stderr) {
-			t.Errorf("%q: exit %d stderr %q, want %d %q", c.args, r.Code, r.Stderr, c.code, c.stderr)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			r := clitest.RunApp(t, newApp(), base.ExitUsage, c.in, c.args...)
+			if r.Code != c.code || !strings.Contains(r.Stderr, c.stderr) {
+				t.Errorf("%q: exit %d stderr %q, want %d %q", c.args, r.Code, r.Stderr, c.code, c.stderr)
+			}
+		})
 	}
 }
 
@@ -98,18 +100,20 @@ func TestMaxDelayDefault(t *testing.T) {
 		{[]string{"--max-delay", "0", "2s"}, 0},
 		{[]string{"--max-delay", "3s", "200ms"}, 3 * time.Second},
 	} {
-		app := newApp()
-		var got *Config
-		app.Action = func(c *cli.Context) error {
-			var err error
-			got, err = parseConfig(c)
-			return err
-		}
-		if err := app.Run(append([]string{"evbatch"}, c.args...)); err != nil {
-			t.Fatalf("%q: %v", c.args, err)
-		}
-		if got.Batch.MaxDelay != c.want {
-			t.Errorf("%q: max delay %v, want %v", c.args, got.Batch.MaxDelay, c.want)
-		}
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			app := newApp()
+			var got *Config
+			app.Action = func(c *cli.Context) error {
+				var err error
+				got, err = parseConfig(c)
+				return err
+			}
+			if err := app.Run(append([]string{"evbatch"}, c.args...)); err != nil {
+				t.Fatalf("%q: %v", c.args, err)
+			}
+			if got.Batch.MaxDelay != c.want {
+				t.Errorf("%q: max delay %v, want %v", c.args, got.Batch.MaxDelay, c.want)
+			}
+		})
 	}
 }

@@ -40,11 +40,13 @@ func TestCLI(t *testing.T) {
 		{"missing pattern file", []string{"--exclude-from", "/nonexistent"}, 2, "", "--exclude-from /nonexistent"},
 	}
 	for _, c := range cases {
-		r := clitest.RunApp(t, newApp(), base.ExitUsage, in, c.args...)
-		r.Stdout = dropRules(r.Stdout)
-		if r.Code != c.code || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
-			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant exit %d stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.code, c.stdout, c.stderr)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			r := clitest.RunApp(t, newApp(), base.ExitUsage, in, c.args...)
+			r.Stdout = dropRules(r.Stdout)
+			if r.Code != c.code || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
+				t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant exit %d stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.code, c.stdout, c.stderr)
+			}
+		})
 	}
 }
 
@@ -77,10 +79,12 @@ func TestRules(t *testing.T) {
 		{"invert: no rules", "", []string{"-v", "-x", "a"}, "", "--invert: full syncs"},
 	}
 	for _, c := range cases {
-		r := clitest.RunApp(t, newApp(), base.ExitUsage, c.in, c.args...)
-		if r.Code != 0 || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
-			t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.stdout, c.stderr)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			r := clitest.RunApp(t, newApp(), base.ExitUsage, c.in, c.args...)
+			if r.Code != 0 || r.Stdout != c.stdout || !strings.Contains(r.Stderr, c.stderr) {
+				t.Errorf("%s: exit %d\nstdout %q\nstderr %q\nwant stdout %q stderr ~%q", c.name, r.Code, r.Stdout, r.Stderr, c.stdout, c.stderr)
+			}
+		})
 	}
 }
 

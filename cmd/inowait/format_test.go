@@ -31,9 +31,11 @@ func TestTextFormat(t *testing.T) {
 		{textFormat{parts: parseFormat("%T"), timefmt: "%F %T %j %a %b %e %I%p %s %%"}, "2026-01-02 03:04:05 002 Fri Jan  2 03AM " + itoa(ev.Time.Unix()) + " %\n"},
 	}
 	for _, c := range cases {
-		if got := string(c.f.append(nil, ev)); got != c.want {
-			t.Errorf("got %q, want %q", got, c.want)
-		}
+		t.Run(c.want, func(t *testing.T) {
+			if got := string(c.f.append(nil, ev)); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
 	}
 }
 
@@ -71,16 +73,18 @@ func TestLimitErrorVoice(t *testing.T) {
 			[]string{"inowait: error: inotify_init1: too many open files (fs.inotify.max_user_instances is 128)",
 				"inowait: hint: raise fs.inotify.max_user_instances, e.g. sysctl fs.inotify.max_user_instances=1024"}},
 	} {
-		var b strings.Builder
-		code := base.Report(&b, "inowait", voice(fmt.Errorf("setup: %w", c.le)), 1)
-		for _, w := range c.want {
-			if !strings.Contains(b.String(), w) {
-				t.Errorf("missing %q in:\n%s", w, b.String())
+		t.Run(c.want[0], func(t *testing.T) {
+			var b strings.Builder
+			code := base.Report(&b, "inowait", voice(fmt.Errorf("setup: %w", c.le)), 1)
+			for _, w := range c.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("missing %q in:\n%s", w, b.String())
+				}
 			}
-		}
-		if code != exitError || !errors.Is(c.le, c.le.Err) {
-			t.Errorf("exit %d", code)
-		}
+			if code != exitError || !errors.Is(c.le, c.le.Err) {
+				t.Errorf("exit %d", code)
+			}
+		})
 	}
 }
 
@@ -101,10 +105,12 @@ func TestParseEvents(t *testing.T) {
 		{[]string{"create, delete"}, 0, "'create, delete' is not a valid event"},
 		{[]string{"bogus"}, 0, "'bogus' is not a valid event"},
 	} {
-		got, err := parseEvents(c.in)
-		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) || got != c.want {
-			t.Errorf("%q: %v, %v; want %v, %q", c.in, got, err, c.want, c.err)
-		}
+		t.Run(strings.Join(c.in, "|"), func(t *testing.T) {
+			got, err := parseEvents(c.in)
+			if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) || got != c.want {
+				t.Errorf("%q: %v, %v; want %v, %q", c.in, got, err, c.want, c.err)
+			}
+		})
 	}
 }
 
@@ -117,13 +123,15 @@ func TestPosixTZ(t *testing.T) {
 		{"EST5EDT,M3.2.0,M11.1.0", "2026-06-30 20:00 EDT -0400"},
 		{"<+0530>-5:30", "2026-07-01 05:30 +0530 +0530"},
 	} {
-		loc, err := time.LoadLocationFromTZData(c.tz, posixTZData(c.tz))
-		if err != nil {
-			t.Fatalf("%s: %v", c.tz, err)
-		}
-		if got := at.In(loc).Format("2006-01-02 15:04 MST -0700"); got != c.want {
-			t.Errorf("TZ=%s: %s, want %s (glibc's)", c.tz, got, c.want)
-		}
+		t.Run(c.tz, func(t *testing.T) {
+			loc, err := time.LoadLocationFromTZData(c.tz, posixTZData(c.tz))
+			if err != nil {
+				t.Fatalf("%s: %v", c.tz, err)
+			}
+			if got := at.In(loc).Format("2006-01-02 15:04 MST -0700"); got != c.want {
+				t.Errorf("TZ=%s: %s, want %s (glibc's)", c.tz, got, c.want)
+			}
+		})
 	}
 }
 
@@ -148,8 +156,10 @@ func TestStrftimeLikeGlibc(t *testing.T) {
 		{1767269045, "%-d|%_H|%05Y|%^a|%#p|%P|%-j|%3d", "1|12|02026|THU|pm|pm|1|001"},
 		{1767269045, "%-I:%M %p %^B", "12:04 PM JANUARY"},
 	} {
-		if got := string(strftime(nil, c.f, time.Unix(c.unix, 0).UTC())); got != c.want {
-			t.Errorf("%d %q: %q, want %q", c.unix, c.f, got, c.want)
-		}
+		t.Run(c.f, func(t *testing.T) {
+			if got := string(strftime(nil, c.f, time.Unix(c.unix, 0).UTC())); got != c.want {
+				t.Errorf("%d %q: %q, want %q", c.unix, c.f, got, c.want)
+			}
+		})
 	}
 }

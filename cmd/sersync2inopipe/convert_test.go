@@ -83,14 +83,16 @@ func TestStockFilter(t *testing.T) {
 		{"src/.svn/entries", false, false}, {"svn", false, true},
 	}
 	for _, c := range cases {
-		op := event.Create
-		if c.dir {
-			op |= event.IsDir
-		}
-		keep, _ := s.Decide(&event.Event{Root: "/opt/tongbu/", Path: "/opt/tongbu/" + c.path, Op: op})
-		if keep != c.keep {
-			t.Errorf("%s (dir %v): kept %v, sersync: %v", c.path, c.dir, keep, c.keep)
-		}
+		t.Run(c.path, func(t *testing.T) {
+			op := event.Create
+			if c.dir {
+				op |= event.IsDir
+			}
+			keep, _ := s.Decide(&event.Event{Root: "/opt/tongbu/", Path: "/opt/tongbu/" + c.path, Op: op})
+			if keep != c.keep {
+				t.Errorf("%s (dir %v): kept %v, sersync: %v", c.path, c.dir, keep, c.keep)
+			}
+		})
 	}
 	if _, errs := s.Rules(); len(errs) > 0 {
 		t.Errorf("stock patterns not all honoured by full syncs: %v", errs)
@@ -110,19 +112,21 @@ func TestErrors(t *testing.T) {
 		{"text", `just some text`, "not a sersync configuration: no XML element"},
 		{"other XML", `<config/>`, "not a sersync configuration"},
 	} {
-		f := filepath.Join(dir, tc.name+".xml")
-		os.WriteFile(f, []byte(tc.xml), 0o644)
-		var out, errb bytes.Buffer
-		err := run(f, "x", "/s", &out, &errb)
-		var be *base.Error
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), f) {
-			t.Errorf("%s: err = %v, want %q naming the file", tc.name, err, tc.want)
-		} else if !errors.As(err, &be) || be.Code != base.ExitError {
-			t.Errorf("%s: not exit %d: %v", tc.name, base.ExitError, err)
-		}
-		if out.Len() != 0 {
-			t.Errorf("%s: printed a config for a bad file", tc.name)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(dir, tc.name+".xml")
+			os.WriteFile(f, []byte(tc.xml), 0o644)
+			var out, errb bytes.Buffer
+			err := run(f, "x", "/s", &out, &errb)
+			var be *base.Error
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), f) {
+				t.Errorf("%s: err = %v, want %q naming the file", tc.name, err, tc.want)
+			} else if !errors.As(err, &be) || be.Code != base.ExitError {
+				t.Errorf("%s: not exit %d: %v", tc.name, base.ExitError, err)
+			}
+			if out.Len() != 0 {
+				t.Errorf("%s: printed a config for a bad file", tc.name)
+			}
+		})
 	}
 }
 

@@ -62,34 +62,36 @@ func TestCoalescingRules(t *testing.T) {
 		{"sorted", []event.Event{e("modify", "z"), e("modify", "a"), e("modify", "m/x")}, []string{"a", "m/x", "z"}, nil, false, false},
 	}
 	for _, c := range cases {
-		co := New(Config{Window: time.Second, Rollup: 128})
-		for i := range c.evs {
-			co.Add(&c.evs[i], t0)
-		}
-		bs := co.Flush()
-		if c.none {
-			if len(bs) != 0 {
-				t.Errorf("%s: got %+v, want no batch", c.name, bs)
+		t.Run(c.name, func(t *testing.T) {
+			co := New(Config{Window: time.Second, Rollup: 128})
+			for i := range c.evs {
+				co.Add(&c.evs[i], t0)
 			}
-			continue
-		}
-		if len(bs) != 1 {
-			t.Errorf("%s: %d batches", c.name, len(bs))
-			continue
-		}
-		b := bs[0]
-		if c.sync == nil {
-			c.sync = []string{}
-		}
-		if c.del == nil {
-			c.del = []string{}
-		}
-		if b.Full != c.full || !reflect.DeepEqual(b.Sync, c.sync) || !reflect.DeepEqual(b.Delete, c.del) {
-			t.Errorf("%s: got full=%v sync=%q delete=%q; want full=%v sync=%q delete=%q", c.name, b.Full, b.Sync, b.Delete, c.full, c.sync, c.del)
-		}
-		if b.Events != len(c.evs) {
-			t.Errorf("%s: events = %d, want %d", c.name, b.Events, len(c.evs))
-		}
+			bs := co.Flush()
+			if c.none {
+				if len(bs) != 0 {
+					t.Errorf("%s: got %+v, want no batch", c.name, bs)
+				}
+				return
+			}
+			if len(bs) != 1 {
+				t.Errorf("%s: %d batches", c.name, len(bs))
+				return
+			}
+			b := bs[0]
+			if c.sync == nil {
+				c.sync = []string{}
+			}
+			if c.del == nil {
+				c.del = []string{}
+			}
+			if b.Full != c.full || !reflect.DeepEqual(b.Sync, c.sync) || !reflect.DeepEqual(b.Delete, c.del) {
+				t.Errorf("%s: got full=%v sync=%q delete=%q; want full=%v sync=%q delete=%q", c.name, b.Full, b.Sync, b.Delete, c.full, c.sync, c.del)
+			}
+			if b.Events != len(c.evs) {
+				t.Errorf("%s: events = %d, want %d", c.name, b.Events, len(c.evs))
+			}
+		})
 	}
 }
 

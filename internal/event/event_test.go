@@ -220,10 +220,12 @@ func TestRel(t *testing.T) {
 		{Event{Root: "/d/f", Path: "/d/f"}, "", true},
 	}
 	for _, c := range cases {
-		got, ok := c.ev.Rel()
-		if got != c.want || ok != c.ok {
-			t.Errorf("Rel(%q,%q) = %q,%v want %q,%v", c.ev.Root, c.ev.Path, got, ok, c.want, c.ok)
-		}
+		t.Run(c.ev.Root+"|"+c.ev.Path, func(t *testing.T) {
+			got, ok := c.ev.Rel()
+			if got != c.want || ok != c.ok {
+				t.Errorf("Rel(%q,%q) = %q,%v want %q,%v", c.ev.Root, c.ev.Path, got, ok, c.want, c.ok)
+			}
+		})
 	}
 }
 

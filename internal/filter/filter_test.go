@@ -48,10 +48,12 @@ func TestDecide(t *testing.T) {
 		{"outside root", Set{Exclude: re(`x`)}, &event.Event{Root: "/data/", Path: "/other/x", Op: event.Create}, false, ReasonOutside},
 	}
 	for _, c := range cases {
-		keep, reason := c.set.Decide(c.ev)
-		if keep != c.keep || reason != c.reason {
-			t.Errorf("%s: Decide = %v,%s want %v,%s", c.name, keep, reason, c.keep, c.reason)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			keep, reason := c.set.Decide(c.ev)
+			if keep != c.keep || reason != c.reason {
+				t.Errorf("%s: Decide = %v,%s want %v,%s", c.name, keep, reason, c.keep, c.reason)
+			}
+		})
 	}
 }
 

@@ -191,16 +191,18 @@ func TestTranslate(t *testing.T) {
 		{`^.+\.o$`, []string{"/?**.o", "//**.o"}, nil},
 	}
 	for _, c := range cases {
-		f, d, err := Translate("(?s)" + c.re)
-		if c.files == nil && c.dirs == nil {
-			if err == nil {
-				t.Errorf("%s: translated to %q %q, want a refusal", c.re, f, d)
+		t.Run(c.re, func(t *testing.T) {
+			f, d, err := Translate("(?s)" + c.re)
+			if c.files == nil && c.dirs == nil {
+				if err == nil {
+					t.Errorf("%s: translated to %q %q, want a refusal", c.re, f, d)
+				}
+				return
 			}
-			continue
-		}
-		if err != nil || !slices.Equal(f, c.files) || !slices.Equal(d, c.dirs) {
-			t.Errorf("%s: files %q dirs %q (%v), want %q %q", c.re, f, d, err, c.files, c.dirs)
-		}
+			if err != nil || !slices.Equal(f, c.files) || !slices.Equal(d, c.dirs) {
+				t.Errorf("%s: files %q dirs %q (%v), want %q %q", c.re, f, d, err, c.files, c.dirs)
+			}
+		})
 	}
 }
 
@@ -215,10 +217,12 @@ func TestRules(t *testing.T) {
 		{set(t, nil, []string{`\.html$`}, false, false), nil, []string{"*.html"}},
 	}
 	for _, c := range cases {
-		r, errs := c.set.Rules()
-		if len(errs) > 0 || !slices.Equal(r.Exclude, c.exclude) || !slices.Equal(r.Include, c.include) {
-			t.Errorf("%v: %q %q %v, want %q %q", c.set.Exclude, r.Exclude, r.Include, errs, c.exclude, c.include)
-		}
+		t.Run(strings.Join(c.exclude, " "), func(t *testing.T) {
+			r, errs := c.set.Rules()
+			if len(errs) > 0 || !slices.Equal(r.Exclude, c.exclude) || !slices.Equal(r.Include, c.include) {
+				t.Errorf("%v: %q %q %v, want %q %q", c.set.Exclude, r.Exclude, r.Include, errs, c.exclude, c.include)
+			}
+		})
 	}
 	s := set(t, []string{`^[0-9]+\.log$`, `^ok/`}, nil, false, false)
 	r, errs := s.Rules()

@@ -293,9 +293,11 @@ func TestMaskTable(t *testing.T) {
 		{0x80000000 | 0x00000002, event.Modify}, // IN_ONESHOT never reported
 	}
 	for _, c := range cases {
-		if got := opFromMask(c.mask); got != c.want {
-			t.Errorf("opFromMask(%#x) = %v, want %v", c.mask, got, c.want)
-		}
+		t.Run(fmt.Sprintf("%#x", c.mask), func(t *testing.T) {
+			if got := opFromMask(c.mask); got != c.want {
+				t.Errorf("opFromMask(%#x) = %v, want %v", c.mask, got, c.want)
+			}
+		})
 	}
 	if m := watchMask(event.CloseWrite, true); event.Op(m)&(event.Create|event.MovedTo|event.MovedFrom|event.DeleteSelf) != event.Create|event.MovedTo|event.MovedFrom|event.DeleteSelf {
 		t.Errorf("recursive mask %#x lacks what recursion needs", m)

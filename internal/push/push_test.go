@@ -173,10 +173,12 @@ func TestFromEvent(t *testing.T) {
 		{event.Event{Root: "/d/", Watch: "/d/", Path: "/d/", Op: event.Resync}, []string{}, []string{}, true, true},
 	}
 	for _, c := range cases {
-		b, ok := FromEvent(&c.ev, 1)
-		if ok != c.ok || (ok && (b.Full != c.full || strings.Join(b.Sync, ",") != strings.Join(c.sync, ",") || strings.Join(b.Delete, ",") != strings.Join(c.del, ","))) {
-			t.Errorf("%v: %+v %v", c.ev.Op, b, ok)
-		}
+		t.Run(c.ev.Op.String(), func(t *testing.T) {
+			b, ok := FromEvent(&c.ev, 1)
+			if ok != c.ok || (ok && (b.Full != c.full || strings.Join(b.Sync, ",") != strings.Join(c.sync, ",") || strings.Join(b.Delete, ",") != strings.Join(c.del, ","))) {
+				t.Errorf("%v: %+v %v", c.ev.Op, b, ok)
+			}
+		})
 	}
 }
 

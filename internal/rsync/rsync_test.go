@@ -29,14 +29,16 @@ func TestParseTarget(t *testing.T) {
 		{"./rel/dir:x", Local, ""},
 	}
 	for _, c := range cases {
-		tg, err := ParseTarget(c.in)
-		if err != nil {
-			t.Errorf("%s: %v", c.in, err)
-			continue
-		}
-		if tg.Kind != c.kind || (c.dest != "" && tg.Dest != c.dest) {
-			t.Errorf("%s: got %+v", c.in, tg)
-		}
+		t.Run(c.in, func(t *testing.T) {
+			tg, err := ParseTarget(c.in)
+			if err != nil {
+				t.Errorf("%s: %v", c.in, err)
+				return
+			}
+			if tg.Kind != c.kind || (c.dest != "" && tg.Dest != c.dest) {
+				t.Errorf("%s: got %+v", c.in, tg)
+			}
+		})
 	}
 	for _, bad := range []string{"", "::mod", "host::", "rsync://host"} {
 		if _, err := ParseTarget(bad); err == nil {
@@ -110,9 +112,11 @@ func TestClassify(t *testing.T) {
 		{1, "", Spool}, {4, "", Spool}, {11, "", Spool}, {23, "", Spool}, {3, "", Spool}, {ExitNotRun, "", Config}, {99, "", Spool},
 	}
 	for _, c := range cases {
-		if got := Classify(c.code, c.stderr); got != c.want {
-			t.Errorf("Classify(%d, %q) = %v, want %v", c.code, c.stderr, got, c.want)
-		}
+		t.Run(fmt.Sprintf("%d %s", c.code, c.stderr), func(t *testing.T) {
+			if got := Classify(c.code, c.stderr); got != c.want {
+				t.Errorf("Classify(%d, %q) = %v, want %v", c.code, c.stderr, got, c.want)
+			}
+		})
 	}
 }
 
