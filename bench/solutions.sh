@@ -2,7 +2,10 @@
 # bench/solutions.sh — regenerate bench/SOLUTIONS.md: the e2e harness's
 # solutions × workloads matrix at full size and the rpush -j benchmark, on
 # this machine, medians of $RUNS runs. Run by `make bench`.
-# RUNS=1 INOPIPE_BENCH=small bench/solutions.sh for a quick look.
+# RUNS=1 SHORT=1 bench/solutions.sh for a quick look at the small sizes.
+# The measures are Go benchmarks (e2e BenchmarkSolutions and
+# BenchmarkRpushJobs, one run per iteration, -count RUNS); bench/table
+# renders their medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/SOLUTIONS.md
@@ -16,7 +19,11 @@ trap 'rm -f "$tmp"' EXIT
 	echo "Versions: $(rsync --version | head -1 | awk '{print "rsync", $3}'), $(inotifywait --help 2>&1 | head -1), lsyncd $(lsyncd --version 2>&1 | awk '/Version/ {print $2}'), inopipe $(git describe --always --dirty 2>/dev/null || echo dev)."
 	echo "Everything runs on one shared machine: source, solution, rsync daemon (127.0.0.1) and the harness."
 } > "$tmp"
-INOPIPE_BENCH=${INOPIPE_BENCH:-1} INOPIPE_BENCH_RUNS=${RUNS:-3} INOPIPE_BENCH_OUT="$tmp" \
-	go test -tags e2e -count=1 -timeout 180m -run 'TestBench(Solutions|RpushJobs)$' ./e2e/ >&2
+short=()
+[ -n "${SHORT:-}" ] && short=(-short)
+go test -tags e2e -run '^$' -bench 'Benchmark(Solutions|RpushJobs)$' -benchtime 1x -count "${RUNS:-3}" \
+	-timeout 180m "${short[@]}" ./e2e/ | tee "$tmp.raw" >&2
+go run ./bench/table < "$tmp.raw" >> "$tmp"
+rm -f "$tmp.raw"
 cp "$tmp" "$out.new"
 echo "bench: wrote $out.new; add the analysis (goals met/missed and why) and move it to $out" >&2

@@ -49,11 +49,11 @@ const (
 	password = "s3cret-pass"
 )
 
-func newDaemon(t *testing.T) *daemon { return newDaemonWith(t, "rsync", "") }
+func newDaemon(t testing.TB) *daemon { return newDaemonWith(t, "rsync", "") }
 
 // newDaemonWith starts binary as the daemon, with extra lines in the
 // module's section (e.g. "refuse options = delete*").
-func newDaemonWith(t *testing.T, binary, moduleExtra string) *daemon {
+func newDaemonWith(t testing.TB, binary, moduleExtra string) *daemon {
 	t.Helper()
 	base := t.TempDir()
 	d := &daemon{dir: base, module: filepath.Join(base, "module"), binary: binary}
@@ -86,7 +86,7 @@ munge symlinks = no
 	return d
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func (d *daemon) start(t *testing.T) {
+func (d *daemon) start(t testing.TB) {
 	t.Helper()
 	d.cmd = exec.Command(d.binary, "--daemon", "--no-detach", "--config="+d.conf)
 	d.cmd.Stderr = os.Stderr
@@ -141,7 +141,7 @@ func (d *daemon) target() string {
 	return fmt.Sprintf("rsync://%s@127.0.0.1:%d/data/", user, d.port)
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ type pipeline struct {
 	done   chan struct{}
 }
 
-func startPipeline(t *testing.T, env []string, stages ...[]string) *pipeline {
+func startPipeline(t testing.TB, env []string, stages ...[]string) *pipeline {
 	t.Helper()
 	p := &pipeline{out: &clitest.Buffer{}, done: make(chan struct{})}
 	var prev io.Reader
@@ -186,7 +186,7 @@ func startPipeline(t *testing.T, env []string, stages ...[]string) *pipeline {
 }
 
 // stop sends SIGTERM to the first stage; the rest drain and exit on EOF.
-func (p *pipeline) stop(t *testing.T) {
+func (p *pipeline) stop(t testing.TB) {
 	select {
 	case <-p.done:
 		return
@@ -238,7 +238,7 @@ func diffTrees(a, b map[string]string) string {
 }
 
 // converge waits until every target equals src (metadata, then content).
-func converge(t *testing.T, src string, targets ...string) {
+func converge(t testing.TB, src string, targets ...string) {
 	t.Helper()
 	deadline := time.Now().Add(clitest.Timeout())
 	for _, tg := range targets {

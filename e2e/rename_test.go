@@ -28,7 +28,7 @@ type renameTarget struct {
 	fuzzyElsewhere bool
 }
 
-func renameTargets(t *testing.T) []renameTarget {
+func renameTargets(t testing.TB) []renameTarget {
 	d := newDaemon(t)
 	s := newSSHD(t)
 	sshDir := t.TempDir()
@@ -46,7 +46,7 @@ func renameTargets(t *testing.T) []renameTarget {
 }
 
 // sentBytes sums the "bytes" of rpush's result lines from line from on.
-func sentBytes(t *testing.T, out string, from int) (int64, int) {
+func sentBytes(t testing.TB, out string, from int) (int64, int) {
 	var total int64
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for _, l := range lines[min(from, len(lines)):] {

@@ -19,7 +19,7 @@ var recipe = []string{"--temp", "-x", "^cache/"}
 // rulesFixture makes a source with excluded files (cache/, a swap file)
 // and a target with files of its own: excluded ones, which no run may
 // delete, and stale.txt, which a full sync deletes (proof that it ran).
-func rulesFixture(t *testing.T, src, tgt string) {
+func rulesFixture(t testing.TB, src, tgt string) {
 	t.Helper()
 	for p, data := range map[string]string{
 		"keep.txt": "keep", "www/index.html": "<html>", "cache/src-only.bin": "never sent", "www/.index.html.swp": "swap",
@@ -44,7 +44,7 @@ func fullSyncDone(tgt string) bool {
 
 // checkRules: after a full sync the target has what the source has but
 // for the excluded paths, which were neither sent nor deleted.
-func checkRules(t *testing.T, tgt, how string) {
+func checkRules(t testing.TB, tgt, how string) {
 	t.Helper()
 	if !fullSyncDone(tgt) {
 		t.Fatalf("%s: the full sync did not run (stale.txt still there, or keep.txt missing)", how)
@@ -64,7 +64,7 @@ func checkRules(t *testing.T, tgt, how string) {
 // chain runs evfilter (the recipe), evbatch and rpush one after the other
 // on a finite stream, each reading the previous one's output: the
 // pipeline without inowait, for control records that are hard to cause.
-func chain(t *testing.T, in string, rpushArgs ...string) clitest.Result {
+func chain(t testing.TB, in string, rpushArgs ...string) clitest.Result {
 	t.Helper()
 	r := clitest.Run(t, in, bin("evfilter"), recipe...)
 	if r.Code != 0 {

@@ -26,7 +26,7 @@ import (
 )
 
 // fillTarget puts n files in dir and returns how many entries it holds.
-func fillTarget(t *testing.T, dir string, n int) int {
+func fillTarget(t testing.TB, dir string, n int) int {
 	t.Helper()
 	for i := range n {
 		must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("precious%03d", i)), []byte("keep"), 0o644))
@@ -34,7 +34,7 @@ func fillTarget(t *testing.T, dir string, n int) int {
 	return countEntries(t, dir)
 }
 
-func countEntries(t *testing.T, dir string) int {
+func countEntries(t testing.TB, dir string) int {
 	t.Helper()
 	n := 0
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -179,7 +179,7 @@ func TestSafetySpoolRefused(t *testing.T) {
 // the process, and returns which line numbers it consumed: those not left
 // in the pipe (the test holds the read end too). A line the process got
 // only part of is reported as split.
-func streamThenTerm(t *testing.T, cmd *exec.Cmd, line func(i int) string, min int) (consumed map[int]bool, split int, code int) {
+func streamThenTerm(t testing.TB, cmd *exec.Cmd, line func(i int) string, min int) (consumed map[int]bool, split int, code int) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	must(t, err)

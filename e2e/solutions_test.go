@@ -31,7 +31,7 @@ import (
 // make test runs every workload once at a small size for inopipe (which
 // must converge on all of them) and the burst for every solution (to keep
 // the scripts honest); make bench runs the whole matrix at full size,
-// medians of INOPIPE_BENCH_RUNS runs, into bench/SOLUTIONS.md.
+// as Go benchmarks (BenchmarkSolutions), medians of -count runs, into bench/SOLUTIONS.md.
 
 const window = 200 * time.Millisecond
 
@@ -74,7 +74,7 @@ type unprivileged struct {
 
 // asNobody prepares s to run its solution as the user nobody: needs root,
 // skipped otherwise.
-func asNobody(t *testing.T, s *setup) {
+func asNobody(t testing.TB, s *setup) {
 	t.Helper()
 	u, err := osuser.Lookup("nobody")
 	if err != nil || os.Geteuid() != 0 {
@@ -104,7 +104,7 @@ func asNobody(t *testing.T, s *setup) {
 	s.user = un
 }
 
-func (s *setup) start(t *testing.T, name string) *solution {
+func (s *setup) start(t testing.TB, name string) *solution {
 	t.Helper()
 	script, err := filepath.Abs(filepath.Join("../bench/solutions", name+".sh"))
 	must(t, err)
@@ -143,7 +143,7 @@ func (s *setup) start(t *testing.T, name string) *solution {
 // is not merged into it: no rsync in the group and no CPU used for
 // 2×window+100 ms (longer than a debounce window, so a batch still held
 // by evbatch shows up as CPU before the wait ends).
-func (s *solution) settle(t *testing.T) {
+func (s *solution) settle(t testing.TB) {
 	t.Helper()
 	quiet := 2*window + 100*time.Millisecond
 	cpu, since := -1.0, time.Now()
@@ -259,7 +259,7 @@ func (s *solution) kill() {
 }
 
 // killStage kill -9s the group member named comm (one pipeline stage).
-func (s *solution) killStage(t *testing.T, comm string) {
+func (s *solution) killStage(t testing.TB, comm string) {
 	t.Helper()
 	if pid := s.member(comm); pid != 0 {
 		must(t, syscall.Kill(pid, syscall.SIGKILL))
@@ -282,8 +282,8 @@ type outcome struct {
 // changes it; it may stop/start the daemon or the solution.
 type workload struct {
 	name    string
-	prepare func(t *testing.T, src string, n int)
-	run     func(t *testing.T, e *env, n int)
+	prepare func(t testing.TB, src string, n int)
+	run     func(t testing.TB, e *env, n int)
 	small   int // size in make test
 	full    int // size in make bench
 	// queueLimit > 0: the solution runs as the user nobody and is started
@@ -301,7 +301,7 @@ type env struct {
 // writeFile writes size pseudo-random bytes from seed: incompressible, as
 // the images and archives of a real burst are (a repeating pattern made
 // rsync -z nearly free and favoured the scripts that use it).
-func writeFile(t *testing.T, p string, size int, seed int) {
+func writeFile(t testing.TB, p string, size int, seed int) {
 	t.Helper()
 	b := make([]byte, size)
 	r := rand.New(rand.NewPCG(uint64(seed), uint64(size)))
@@ -316,19 +316,19 @@ func writeFile(t *testing.T, p string, size int, seed int) {
 
 var workloads = []workload{
 	{name: "burst of 100 KiB files", small: 300, full: 3000,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			for i := range n {
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("burst/d%02d/f%05d", i%30, i)), 100<<10, i)
 			}
 		}},
 	{name: "mkdir -p storm + writes", small: 100, full: 1000,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			for i := range n {
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("storm/s%d/a/b/c/d/e/f", i)), 100, i)
 			}
 		}},
 	{name: "tar x of a release", small: 2000, full: 20000,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			// As tar x: 1–16 KiB files, ten per directory, in new nested
 			// directories created as the archive goes.
 			for i := range n {
@@ -336,12 +336,12 @@ var workloads = []workload{
 			}
 		}},
 	{name: "reads of the whole source", small: 2000, full: 20000,
-		prepare: func(t *testing.T, src string, n int) {
+		prepare: func(t testing.TB, src string, n int) {
 			for i := range n {
 				writeFile(t, filepath.Join(src, fmt.Sprintf("www/d%03d/f%05d", i%100, i)), 1000, i)
 			}
 		},
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			// A web server or a backup job reads everything; nothing
 			// changes, so a solution should do (and cost) nothing.
 			for i := range n {
@@ -352,7 +352,7 @@ var workloads = []workload{
 			writeFile(t, filepath.Join(e.src, "www/changed"), 100, 1)
 		}},
 	{name: "hostile names", small: 1, full: 1,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			dir := filepath.Join(e.src, "hostile")
 			must(t, os.Mkdir(dir, 0o755))
 			for _, name := range hostileNames {
@@ -363,7 +363,7 @@ var workloads = []workload{
 			must(t, os.WriteFile(filepath.Join(dir, "sub dir $(touch PWNED)", "x"), nil, 0o644))
 		}},
 	{name: "editor saves", small: 30, full: 300,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			for i := range n {
 				page := filepath.Join(e.src, fmt.Sprintf("site/page%d.html", i%10))
 				swp := filepath.Join(filepath.Dir(page), "."+filepath.Base(page)+".swp")
@@ -374,12 +374,12 @@ var workloads = []workload{
 			}
 		}},
 	{name: "mass delete", small: 1000, full: 10000,
-		prepare: func(t *testing.T, src string, n int) {
+		prepare: func(t testing.TB, src string, n int) {
 			for i := range n {
 				writeFile(t, filepath.Join(src, fmt.Sprintf("del/d%02d/f%05d", i%20, i)), 100, i)
 			}
 		},
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			for i := range n / 2 {
 				must(t, os.Remove(filepath.Join(e.src, fmt.Sprintf("del/d%02d/f%05d", i%20, i))))
 			}
@@ -388,41 +388,41 @@ var workloads = []workload{
 			}
 		}},
 	{name: "big dir renames", small: 2000, full: 20000,
-		prepare: func(t *testing.T, src string, n int) {
+		prepare: func(t testing.TB, src string, n int) {
 			for i := range n {
 				writeFile(t, filepath.Join(src, fmt.Sprintf("big/sub%d/f%05d", i%10, i)), 100, i)
 			}
 		},
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			must(t, os.Rename(filepath.Join(e.src, "big"), filepath.Join(e.src, "big-renamed")))
 			must(t, os.Rename(filepath.Join(e.src, "big-renamed/sub3"), filepath.Join(e.src, "moved-out")))
 		}},
 	{name: "rename of large data", small: 8, full: 150,
-		prepare: func(t *testing.T, src string, n int) {
+		prepare: func(t testing.TB, src string, n int) {
 			// n MiB of files in a tree and one file of n MiB.
 			for i := range 10 {
 				writeFile(t, filepath.Join(src, fmt.Sprintf("media/album%d/track", i)), n<<20/10, i)
 			}
 			writeFile(t, filepath.Join(src, "disk.img"), n<<20, 99)
 		},
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			must(t, os.Rename(filepath.Join(e.src, "media"), filepath.Join(e.src, "media-2026")))
 			must(t, os.Mkdir(filepath.Join(e.src, "images"), 0o755))
 			must(t, os.Rename(filepath.Join(e.src, "disk.img"), filepath.Join(e.src, "images/disk.img")))
 		}},
 	{name: "large tree, few changes", small: 5000, full: 50000,
-		prepare: func(t *testing.T, src string, n int) {
+		prepare: func(t testing.TB, src string, n int) {
 			for i := range n {
 				writeFile(t, filepath.Join(src, fmt.Sprintf("tree/d%03d/f%05d", i%100, i)), 64, i)
 			}
 		},
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			for i := range 5 {
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("tree/d%03d/f%05d", i*17, i*17)), 80, -i)
 			}
 		}},
 	{name: "queue overflow", small: 3000, full: 20000, queueLimit: 64,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			// The solution was started with max_queued_events at 64 (see
 			// queueLimit); thousands of creates overflow its queue.
 			for i := range n {
@@ -430,7 +430,7 @@ var workloads = []workload{
 			}
 		}},
 	{name: "daemon down, back up", small: 50, full: 500,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			e.d.stop()
 			for i := range n {
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("down/f%04d", i)), 1000, i)
@@ -457,7 +457,7 @@ var workloads = []workload{
 			}
 		}},
 	{name: "kill -9 of a stage, restart", small: 50, full: 500,
-		run: func(t *testing.T, e *env, n int) {
+		run: func(t testing.TB, e *env, n int) {
 			for i := range n {
 				writeFile(t, filepath.Join(e.src, fmt.Sprintf("k9/a%04d", i)), 1000, i)
 			}
@@ -477,7 +477,7 @@ var workloads = []workload{
 }
 
 // runOne runs one (solution, workload) at size n in fresh dirs.
-func runOne(t *testing.T, solName string, w workload, n int, limit time.Duration) outcome {
+func runOne(t testing.TB, solName string, w workload, n int, limit time.Duration) outcome {
 	t.Helper()
 	s := setup{d: newDaemon(t), src: t.TempDir(), spool: t.TempDir(), cwd: t.TempDir(), jobs: 2}
 	if w.prepare != nil {
@@ -511,7 +511,7 @@ func runOne(t *testing.T, solName string, w workload, n int, limit time.Duration
 	return measure(t, e, w, n, limit)
 }
 
-func measure(t *testing.T, e *env, w workload, n int, limit time.Duration) outcome {
+func measure(t testing.TB, e *env, w workload, n int, limit time.Duration) outcome {
 	recv0 := e.d.childCPU()
 	start := time.Now()
 	w.run(t, e, n)
@@ -536,7 +536,7 @@ func measure(t *testing.T, e *env, w workload, n int, limit time.Duration) outco
 // setQueueLimit lowers fs.inotify.max_queued_events for the inotify
 // instances created until restore is called (the limit is taken when an
 // instance is created). Needs root; the test is skipped otherwise.
-func setQueueLimit(t *testing.T, n int) (restore func()) {
+func setQueueLimit(t testing.TB, n int) (restore func()) {
 	const p = "/proc/sys/fs/inotify/max_queued_events"
 	old, err := os.ReadFile(p)
 	must(t, err)
@@ -576,41 +576,47 @@ func TestAcceptance(t *testing.T) {
 	}
 }
 
-// TestBenchSolutions (make bench): the whole matrix at full size, medians
-// of INOPIPE_BENCH_RUNS runs, plus one ideal `rsync --files-from` of
-// exactly the burst's files in the same run, as a table.
-func TestBenchSolutions(t *testing.T) {
-	runs := benchRuns(t)
-	limit := 60 * time.Second
-	if v, err := time.ParseDuration(os.Getenv("INOPIPE_BENCH_LIMIT")); err == nil {
-		limit = v
-	}
-	type cell struct{ outs []outcome }
-	cells := map[string]*cell{}
+// BenchmarkSolutions (make bench; bench/solutions.sh): every solution on
+// every workload, one run per iteration, with what each run measured as
+// metrics (convergence, lag, CPU of the solution and of the receivers,
+// peak RSS); -benchtime 1x -count N gives N runs, bench/table their
+// medians. -short runs the small sizes of make test. "ideal" is the
+// anchor of the burst: writing its files, then one rsync --files-from of
+// exactly them.
+func BenchmarkSolutions(b *testing.B) {
 	for _, w := range workloads {
 		n := benchSize(w.full, w.small)
 		for _, sol := range solutions {
-			c := &cell{}
-			cells[sol+"/"+w.name] = c
-			for range runs {
-				t.Run(sol+"/"+w.name, func(t *testing.T) {
-					c.outs = append(c.outs, runOne(t, sol, w, n, limit))
-				})
-			}
+			b.Run(sol+"/"+w.name, func(b *testing.B) {
+				for range b.N {
+					o := runOne(b, sol, w, n, *benchLimit)
+					converged := 0.0
+					if o.converged {
+						converged = 1
+						b.ReportMetric(o.converge.Seconds(), "convergence-s")
+						b.ReportMetric(o.lag.Seconds(), "lag-s")
+					}
+					b.ReportMetric(converged, "converged")
+					b.ReportMetric(o.cpu, "cpu-s")
+					b.ReportMetric(o.recvCPU, "receiver-cpu-s")
+					b.ReportMetric(float64(o.rssKiB)/1024, "rss-MiB")
+					if o.note != "" {
+						b.Log(o.note)
+					}
+				}
+			})
 		}
 	}
-	// The anchor: one ideal rsync of exactly the burst's files.
-	var ideal []float64
-	for range runs {
-		t.Run("ideal", func(t *testing.T) {
-			d := newDaemon(t)
-			src := t.TempDir()
+	b.Run("ideal/"+workloads[0].name, func(b *testing.B) {
+		for range b.N {
+			d := newDaemon(b)
+			src := b.TempDir()
 			n := benchSize(workloads[0].full, workloads[0].small)
 			var list []string
 			start := time.Now()
 			for i := range n {
 				rel := fmt.Sprintf("burst/d%02d/f%05d", i%30, i)
-				writeFile(t, filepath.Join(src, rel), 100<<10, i)
+				writeFile(b, filepath.Join(src, rel), 100<<10, i)
 				list = append(list, rel)
 			}
 			cmd := exec.Command("rsync", "-a", "--from0", "--files-from=-", "--sockopts=TCP_NODELAY", src+"/", d.target())
@@ -618,74 +624,15 @@ func TestBenchSolutions(t *testing.T) {
 			cmd.Stdin = bytes.NewReader([]byte(strings.Join(list, "\x00")))
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
-			must(t, cmd.Start())
+			must(b, cmd.Start())
 			// Convergence observed as for the solutions (the same poller
-			// with its CPU), from the first write: writing the files and
-			// then one rsync of exactly them, the best a tool that starts
-			// after the writes could do.
-			at, ok := waitConverged(src, d.module, limit)
+			// with its CPU), from the first write.
+			at, ok := waitConverged(src, d.module, *benchLimit)
 			if err := cmd.Wait(); err != nil || !ok {
-				t.Fatalf("ideal rsync: %v %s", err, out.String())
+				b.Fatalf("ideal rsync: %v %s", err, out.String())
 			}
-			ideal = append(ideal, at.Sub(start).Seconds())
-		})
-	}
-	var rows [][]string
-	for _, w := range workloads {
-		for _, sol := range solutions {
-			c := cells[sol+"/"+w.name]
-			if len(c.outs) == 0 {
-				continue // filtered out by -run
-			}
-			conv, ok := 0, 0
-			var ct, lag, cpu, recv []float64
-			var rss []float64
-			note := ""
-			for _, o := range c.outs {
-				if o.converged {
-					ok++
-					ct = append(ct, o.converge.Seconds())
-					lag = append(lag, o.lag.Seconds())
-				}
-				cpu = append(cpu, o.cpu)
-				recv = append(recv, o.recvCPU)
-				rss = append(rss, float64(o.rssKiB))
-				if o.note != "" {
-					note = o.note
-				}
-				conv++
-			}
-			row := []string{w.name, sol, fmt.Sprintf("%d/%d", ok, conv)}
-			if ok > 0 {
-				row = append(row, fmt.Sprintf("%.2f s", median(ct)), fmt.Sprintf("%.2f s", median(lag)))
-			} else {
-				row = append(row, "—", "—")
-			}
-			row = append(row, fmt.Sprintf("%.2f s", median(cpu)), fmt.Sprintf("%.2f s", median(recv)), fmt.Sprintf("%.0f MiB", median(rss)/1024), note)
-			rows = append(rows, row)
+			b.ReportMetric(at.Sub(start).Seconds(), "convergence-s")
+			b.ReportMetric(1, "converged")
 		}
-	}
-	size := "full size"
-	if benchSize(1, 0) == 0 {
-		size = "small size (as in make test)"
-	}
-	report(t, fmt.Sprintf("Solutions × workloads (%s, median of %d, limit %v; window %v, -j/maxProcesses 2)", size, runs, limit, window),
-		[]string{"workload", "solution", "converged", "convergence", "lag", "CPU", "receiver CPU", "peak RSS", "note"}, rows)
-	// The burst against the anchor: the goal is 1.3× of ideal, and faster
-	// than lsyncd.
-	rows = [][]string{{"ideal rsync --files-from (after the writes)", fmt.Sprintf("%.2f s", median(ideal)), "1.00×"}}
-	for _, sol := range solutions {
-		var ct []float64
-		for _, o := range cells[sol+"/"+workloads[0].name].outs {
-			if o.converged {
-				ct = append(ct, o.converge.Seconds())
-			}
-		}
-		if len(ct) > 0 && len(ideal) > 0 {
-			rows = append(rows, []string{sol, fmt.Sprintf("%.2f s", median(ct)), fmt.Sprintf("%.2f×", median(ct)/median(ideal))})
-		}
-	}
-	report(t, fmt.Sprintf("Burst of %d × 100 KiB files: convergence from the first write, against writing them and then one ideal rsync --files-from of exactly those files (same run)",
-		benchSize(workloads[0].full, workloads[0].small)),
-		[]string{"solution", "convergence", "× ideal"}, rows)
+	})
 }

@@ -24,7 +24,7 @@ type supervised struct {
 	done   chan struct{}
 }
 
-func startSupervised(t *testing.T, env string) *supervised {
+func startSupervised(t testing.TB, env string) *supervised {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "test.env")
 	must(t, os.WriteFile(f, []byte(env+"BIN="+binDir+"\nSTOP_TIMEOUT=20\n"), 0o644))
@@ -33,7 +33,7 @@ func startSupervised(t *testing.T, env string) *supervised {
 
 // startSupervisedFile runs inopipe-run on an env file already written (a
 // restart uses the same file: its SPOOL belongs to it).
-func startSupervisedFile(t *testing.T, f string) *supervised {
+func startSupervisedFile(t testing.TB, f string) *supervised {
 	t.Helper()
 	s := &supervised{file: f, cmd: exec.Command(bin("inopipe-run"), f), stderr: &clitest.Buffer{}, done: make(chan struct{})}
 	s.cmd.Stderr = s.stderr
@@ -51,7 +51,7 @@ func startSupervisedFile(t *testing.T, f string) *supervised {
 }
 
 // stages maps each stage's name to its pid (the supervisor's descendants).
-func (s *supervised) stages(t *testing.T) map[string]int {
+func (s *supervised) stages(t testing.TB) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	var walk func(pid int)
@@ -83,7 +83,7 @@ func (s *supervised) stages(t *testing.T) map[string]int {
 	return out
 }
 
-func (s *supervised) wait(t *testing.T) int {
+func (s *supervised) wait(t testing.TB) int {
 	t.Helper()
 	select {
 	case <-s.done:

@@ -33,7 +33,7 @@ func batchLine(seq uint64, root string, sync, del []string) string {
 
 // fillHostile creates a tree of hostile names, a symlink, a nested dir and
 // a dir that will be renamed; it returns the sync list for it.
-func fillHostile(t *testing.T, src string) []string {
+func fillHostile(t testing.TB, src string) []string {
 	t.Helper()
 	must(t, os.MkdirAll(filepath.Join(src, "names"), 0o755))
 	for _, n := range hostileNames {
@@ -50,7 +50,7 @@ func fillHostile(t *testing.T, src string) []string {
 
 // mutate deletes a file, a whole tree and renames a dir, rewrites a file
 // and changes a directory's mode only; it returns the batch lists for it.
-func mutate(t *testing.T, src string) (sync, del []string) {
+func mutate(t testing.TB, src string) (sync, del []string) {
 	t.Helper()
 	must(t, os.Remove(filepath.Join(src, "names", "#hash")))
 	must(t, os.RemoveAll(filepath.Join(src, "tree")))
@@ -60,7 +60,7 @@ func mutate(t *testing.T, src string) (sync, del []string) {
 	return []string{"new-name/", "plain", "names"}, []string{"names/#hash", "tree/a/b/f", "tree/a/b", "tree/a", "tree", "old-name"}
 }
 
-func noCommandRan(t *testing.T, dirs ...string) {
+func noCommandRan(t testing.TB, dirs ...string) {
 	t.Helper()
 	for _, d := range dirs {
 		for _, n := range []string{"PWNED", "PWNED2"} {
@@ -132,7 +132,7 @@ type sshd struct {
 	login string
 }
 
-func newSSHD(t *testing.T) *sshd {
+func newSSHD(t testing.TB) *sshd {
 	t.Helper()
 	bin := "/usr/sbin/sshd"
 	if _, err := os.Stat(bin); err != nil {
@@ -236,7 +236,7 @@ func TestSSHTarget(t *testing.T) {
 }
 
 // newSSHDOnPort restarts a stopped sshd with the same config and keys.
-func newSSHDOnPort(t *testing.T, s *sshd) *sshd {
+func newSSHDOnPort(t testing.TB, s *sshd) *sshd {
 	t.Helper()
 	s.cmd = exec.Command(s.cmd.Path, s.cmd.Args[1:]...)
 	s.cmd.Stderr = os.Stderr

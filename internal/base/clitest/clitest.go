@@ -65,13 +65,13 @@ type Result struct {
 }
 
 // Run runs bin with args and stdin, bounded by Timeout.
-func Run(t *testing.T, stdin string, bin string, args ...string) Result {
+func Run(t testing.TB, stdin string, bin string, args ...string) Result {
 	t.Helper()
 	return RunEnv(t, nil, stdin, bin, args...)
 }
 
 // RunEnv is Run with env added to the inherited environment.
-func RunEnv(t *testing.T, env []string, stdin string, bin string, args ...string) Result {
+func RunEnv(t testing.TB, env []string, stdin string, bin string, args ...string) Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout())
 	defer cancel()
@@ -94,7 +94,7 @@ func RunEnv(t *testing.T, env []string, stdin string, bin string, args ...string
 }
 
 // Eventually polls cond until it holds or Timeout passes.
-func Eventually(t *testing.T, what string, cond func() bool) {
+func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(Timeout())
 	for !cond() {
@@ -108,7 +108,7 @@ func Eventually(t *testing.T, what string, cond func() bool) {
 // CheckManPage fails when a flag of app (any of its names) is not
 // documented in the roff man page at path (as "\-\-name" or "\-x"), or
 // when the page lacks a section every inopipe page has, or groff warns.
-func CheckManPage(t *testing.T, app *cli.App, path string) {
+func CheckManPage(t testing.TB, app *cli.App, path string) {
 	t.Helper()
 	var flags []string
 	for _, f := range app.Flags {
@@ -144,7 +144,7 @@ func CheckManPage(t *testing.T, app *cli.App, path string) {
 // checkExitStatus compares the codes of the app's EXIT STATUS (set by
 // base.WithExitStatus, shown by --help) with the ".B N" entries of the man
 // page's EXIT STATUS section: the same codes, in the same order.
-func checkExitStatus(t *testing.T, app *cli.App, path, page string) {
+func checkExitStatus(t testing.TB, app *cli.App, path, page string) {
 	t.Helper()
 	sts, ok := app.Metadata["exit"].([]base.Status)
 	if !ok {
@@ -219,7 +219,7 @@ func BenchStage(b *testing.B, n int, bin string, args ...string) {
 }
 
 // FillUp writes into dir until its filesystem is full.
-func FillUp(t *testing.T, dir string) {
+func FillUp(t testing.TB, dir string) {
 	t.Helper()
 	f, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
@@ -239,7 +239,7 @@ func FillUp(t *testing.T, dir string) {
 // the same exit codes and voice), with stdin and captured output, so that
 // tests measure the tool's code (go test -cover) and need no binary.
 // usageCode is the tool's exit code for usage errors.
-func RunApp(t *testing.T, app *cli.App, usageCode int, stdin string, args ...string) Result {
+func RunApp(t testing.TB, app *cli.App, usageCode int, stdin string, args ...string) Result {
 	t.Helper()
 	var out, errb Buffer
 	app.Reader = strings.NewReader(stdin)
@@ -257,7 +257,7 @@ var update = flag.Bool("update", false, "rewrite golden files with the output th
 
 // Golden compares got with the file want, or rewrites it with -update
 // (go test ./cmd/evbatch -update), test2json's convention.
-func Golden(t *testing.T, want string, got []byte) {
+func Golden(t testing.TB, want string, got []byte) {
 	t.Helper()
 	if *update {
 		if err := os.WriteFile(want, got, 0o644); err != nil {

@@ -12,7 +12,7 @@ import (
 // skips the test where mounting is not allowed (not root, no
 // CAP_SYS_ADMIN): the cases that need a real mount (a full filesystem, an
 // unmounted sub-mount, a filesystem over the source root) are root-only.
-func MountTmpfs(t *testing.T, dir, size string) {
+func MountTmpfs(t testing.TB, dir, size string) {
 	t.Helper()
 	if err := unix.Mount("inopipe-test", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
 		t.Skipf("cannot mount a tmpfs on %s (%v): this case needs root", dir, err)
