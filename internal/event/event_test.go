@@ -29,17 +29,19 @@ func TestEventRoundTrip(t *testing.T) {
 		{Root: "/d/", Watch: "/d/", Name: "\xed\xb2\x80", Path: "/d/\xed\xb2\x80", Op: Delete}, // CESU-encoded surrogate bytes: invalid UTF-8
 	}
 	for _, ev := range cases {
-		line := AppendEvent(nil, &ev)
-		if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
-			t.Fatalf("not one line: %q", line)
-		}
-		var rec Record
-		if err := Unmarshal(line[:len(line)-1], &rec); err != nil {
-			t.Fatalf("Unmarshal(%s): %v", line, err)
-		}
-		if rec.Kind != KindEvent || !reflect.DeepEqual(rec.Event, ev) {
-			t.Errorf("round trip of %+v\n got %+v (kind %d)\nline %s", ev, rec.Event, rec.Kind, line)
-		}
+		t.Run(ev.Op.String()+" "+ev.Path, func(t *testing.T) {
+			line := AppendEvent(nil, &ev)
+			if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
+				t.Fatalf("not one line: %q", line)
+			}
+			var rec Record
+			if err := Unmarshal(line[:len(line)-1], &rec); err != nil {
+				t.Fatalf("Unmarshal(%s): %v", line, err)
+			}
+			if rec.Kind != KindEvent || !reflect.DeepEqual(rec.Event, ev) {
+				t.Errorf("round trip of %+v\n got %+v (kind %d)\nline %s", ev, rec.Event, rec.Kind, line)
+			}
+		})
 	}
 }
 
@@ -364,6 +366,34 @@ func TestEach(t *testing.T) {
 		}
 		if idle == 0 {
 			t.Error("idle never called")
+		}
+	}
+}
+
+// A batch's rules and renames survive the codec (the spool stores batches
+// with it); a rules record decodes as its own kind; bad renames are
+// refused.
+func TestBatchRulesRenamesRoundTrip(t *testing.T) {
+	b := Batch{Seq: 3, Root: "/d/", Sync: []string{"c", "e/"}, Delete: []string{"a", "d"}, Events: 4,
+		Rules:   &Rules{Exclude: []string{"/cache/", "*.swp"}, Include: []string{}},
+		Renames: []Rename{{From: "a", To: "c"}, {From: "d", To: "e", Dir: true}}}
+	line := AppendBatch(nil, &b)
+	var rec Record
+	if err := Unmarshal(line[:len(line)-1], &rec); err != nil || rec.Kind != KindBatch || !reflect.DeepEqual(rec.Batch, b) {
+		t.Fatalf("%s\n%+v %v", line, rec.Batch, err)
+	}
+	r := AppendRules(nil, b.Rules)
+	if err := Unmarshal(r[:len(r)-1], &rec); err != nil || rec.Kind != KindRules || !rec.Rules.Equal(b.Rules) {
+		t.Fatalf("%s: %+v %v", r, rec, err)
+	}
+	for _, bad := range []string{
+		`{"seq":1,"root":"/d/","sync":[],"delete":[],"renames":[{"from":"../x","to":"y"}]}`,
+		`{"seq":1,"root":"/d/","sync":[],"delete":[],"renames":[{"from":"x","to":"/abs"}]}`,
+		`{"seq":1,"root":"/d/","sync":[],"delete":[],"renames":[{"from":"x","to":""}]}`,
+		`{"rules":{"exclude":[""]}}`,
+	} {
+		if err := Unmarshal([]byte(bad), &rec); err == nil {
+			t.Errorf("accepted %s", bad)
 		}
 	}
 }
