@@ -387,9 +387,11 @@ func TestRunCatchUpWhenTargetReturns(t *testing.T) {
 	d.start(t)
 	must(t, os.WriteFile(filepath.Join(src, "after"), []byte("y"), 0o644))
 	converge(t, src, d.module)
-	if !strings.Contains(s.stderr.String(), "is back: its spooled batches are delivered") {
-		t.Fatalf("stderr:\n%s", s.stderr)
-	}
+	// The line comes right after the replay that converged the target,
+	// through inopipe-run's stderr: wait for it, do not race it.
+	clitest.Eventually(t, "the catch-up reported", func() bool {
+		return strings.Contains(s.stderr.String(), "is back: its spooled batches are delivered")
+	})
 }
 
 // Issue 13: a rewrite that keeps size and mtime (reproducible builds, tar x,
