@@ -365,6 +365,16 @@ func (s *sink) Flush() error {
 	return nil
 }
 
+// flushDelay: in JSON (a pipeline's first stage) output gathers for up to
+// 2 ms while events keep coming; text output goes out at once, as
+// inotifywait's does.
+func flushDelay(cfg *Config) time.Duration {
+	if cfg.FormatSet || cfg.CSV || cfg.Text {
+		return 0
+	}
+	return 2 * time.Millisecond
+}
+
 // openSyslog connects to syslog for -s and -d (a variable for tests).
 var openSyslog = func() (io.WriteCloser, error) {
 	return syslog.New(syslog.LOG_ERR|syslog.LOG_DAEMON, "inowait")
@@ -465,6 +475,7 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) (err error)
 		Resync:        cfg.Resync,
 		Timeout:       cfg.Timeout,
 		CreateOnly:    cfg.CreateOnly,
+		FlushDelay:    flushDelay(cfg),
 		SkipDir: func(dir string) bool {
 			d := strings.TrimSuffix(dir, "/")
 			return excluded[d] || matchAny(cfg.Exclude, strings.TrimSuffix(display(dir), "/"))
