@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -528,6 +529,10 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) (err error)
 		return voice(err)
 	}
 	defer w.Close()
+	// Setting up the watches read every directory of the tree; give that
+	// memory back now instead of minutes later (the scavenger's pace):
+	// a watcher spends its life at rest.
+	debug.FreeOSMemory()
 
 	s := &sink{out: out, json: !cfg.FormatSet && !cfg.CSV && !cfg.Text, silent: cfg.Quiet >= 2, monitor: cfg.Monitor, events: cfg.Events}
 	if s.events == 0 {
