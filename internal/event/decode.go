@@ -123,24 +123,10 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 	p := parser{b: line}
 	var seen seen
 	p.ws()
-	if !p.eat('{') {
+	if p.peek() != '{' {
 		return errNotObject
 	}
-	p.ws()
-	if p.eat('}') {
-		return errUnknown
-	}
-	for {
-		p.ws()
-		key, err := p.str()
-		if err != nil {
-			return fmt.Errorf("object key: %w", err)
-		}
-		p.ws()
-		if !p.eat(':') {
-			return p.errf("expected ':' after key %q", key)
-		}
-		p.ws()
+	err := p.object(true, func(key string) error {
 		ok, err := u.eventField(&p, key, rec, &seen)
 		if !ok && err == nil {
 			ok, err = batchField(&p, key, rec, &seen)
@@ -159,14 +145,10 @@ func (u *unmarshaler) Unmarshal(line []byte, rec *Record) error {
 		if err != nil {
 			return fmt.Errorf("field %q: %w", key, err)
 		}
-		p.ws()
-		if p.eat(',') {
-			continue
-		}
-		if p.eat('}') {
-			break
-		}
-		return p.errf("expected ',' or '}'")
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	p.ws()
 	if p.i != len(p.b) {
@@ -342,21 +324,11 @@ func (p *parser) renames() ([]Rename, error) {
 	}
 	for {
 		p.ws()
-		if !p.eat('{') {
+		if p.peek() != '{' {
 			return nil, p.errf("expected a rename object")
 		}
 		var m Rename
-		for {
-			p.ws()
-			key, err := p.str()
-			if err != nil {
-				return nil, err
-			}
-			p.ws()
-			if !p.eat(':') {
-				return nil, p.errf("expected ':' after key %q", key)
-			}
-			p.ws()
+		err := p.object(false, func(key string) (err error) {
 			switch key {
 			case "from":
 				m.From, err = p.str()
@@ -368,16 +340,12 @@ func (p *parser) renames() ([]Rename, error) {
 				err = p.skip(1)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("%q: %w", key, err)
+				return fmt.Errorf("%q: %w", key, err)
 			}
-			p.ws()
-			if p.eat(',') {
-				continue
-			}
-			if p.eat('}') {
-				break
-			}
-			return nil, p.errf("expected ',' or '}'")
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		if !relPath(m.From) || !relPath(m.To) {
 			return nil, fmt.Errorf("rename %q → %q: paths must be relative, without . or .. elements", m.From, m.To)
@@ -411,47 +379,69 @@ func relPath(s string) bool {
 // rules reads {"exclude":[...],"include":[...]}; an absent "include" is
 // nil (no includes), a present one, even empty, is not.
 func (p *parser) rules(r *Rules) error {
+	if p.peek() != '{' {
+		return p.errf("expected an object")
+	}
+	err := p.object(false, func(key string) (err error) {
+		switch key {
+		case "exclude":
+			r.Exclude, err = p.strs()
+		case "include":
+			r.Include, err = p.strs()
+			if err == nil && r.Include == nil {
+				r.Include = []string{}
+			}
+		default:
+			err = p.skip(1)
+		}
+		if err != nil {
+			return fmt.Errorf("%q: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return r.Check()
+}
+
+// object reads a JSON object, handing each key to field with the parser
+// on its value; field must consume the value. An empty object is
+// errUnknown for a whole line (top), and fine inside one.
+func (p *parser) object(top bool, field func(key string) error) error {
 	if !p.eat('{') {
 		return p.errf("expected an object")
 	}
 	p.ws()
-	if !p.eat('}') {
-		for {
-			p.ws()
-			key, err := p.str()
-			if err != nil {
-				return err
-			}
-			p.ws()
-			if !p.eat(':') {
-				return p.errf("expected ':' after key %q", key)
-			}
-			p.ws()
-			switch key {
-			case "exclude":
-				r.Exclude, err = p.strs()
-			case "include":
-				r.Include, err = p.strs()
-				if err == nil && r.Include == nil {
-					r.Include = []string{}
-				}
-			default:
-				err = p.skip(1)
-			}
-			if err != nil {
-				return fmt.Errorf("%q: %w", key, err)
-			}
-			p.ws()
-			if p.eat(',') {
-				continue
-			}
-			if p.eat('}') {
-				break
-			}
-			return p.errf("expected ',' or '}'")
+	if p.eat('}') {
+		if top {
+			return errUnknown
 		}
+		return nil
 	}
-	return r.Check()
+	for {
+		p.ws()
+		key, err := p.str()
+		if err != nil {
+			return fmt.Errorf("object key: %w", err)
+		}
+		p.ws()
+		if !p.eat(':') {
+			return p.errf("expected ':' after key %q", key)
+		}
+		p.ws()
+		if err := field(key); err != nil {
+			return err
+		}
+		p.ws()
+		if p.eat(',') {
+			continue
+		}
+		if p.eat('}') {
+			return nil
+		}
+		return p.errf("expected ',' or '}'")
+	}
 }
 
 // parser is a small JSON reader for flat records. It exists (instead of
