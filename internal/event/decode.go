@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -347,7 +346,7 @@ func (p *parser) renames() ([]Rename, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !relPath(m.From) || !relPath(m.To) {
+		if !m.Valid() {
 			return nil, fmt.Errorf("rename %q → %q: paths must be relative, without . or .. elements", m.From, m.To)
 		}
 		out = append(out, m)
@@ -360,20 +359,6 @@ func (p *parser) renames() ([]Rename, error) {
 		}
 		return nil, p.errf("expected ',' or ']'")
 	}
-}
-
-// relPath: a non-empty relative path whose elements are names (no "",
-// ".", "..").
-func relPath(s string) bool {
-	if s == "" || strings.IndexByte(s, 0) >= 0 {
-		return false
-	}
-	for _, e := range strings.Split(s, "/") {
-		if e == "" || e == "." || e == ".." {
-			return false
-		}
-	}
-	return true
 }
 
 // rules reads {"exclude":[...],"include":[...]}; an absent "include" is

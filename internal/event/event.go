@@ -133,6 +133,23 @@ type Rename struct {
 	Dir      bool
 }
 
+// Valid reports whether both paths are relative paths whose elements are
+// names (no "", ".", ".." element, no NUL): a rename can never reach out
+// of its root. The decoder refuses others; rpush checks again.
+func (r Rename) Valid() bool { return relPath(r.From) && relPath(r.To) }
+
+func relPath(s string) bool {
+	if s == "" || strings.IndexByte(s, 0) >= 0 {
+		return false
+	}
+	for _, e := range strings.Split(s, "/") {
+		if e == "" || e == "." || e == ".." {
+			return false
+		}
+	}
+	return true
+}
+
 // Rules are the pipeline's path rules as rsync filter patterns (see
 // rsync(1), FILTER RULES): every rsync run rpush makes, full syncs and
 // replays included, gets "--filter=- P" for each Exclude pattern, then,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/inopipe/inopipe/internal/event"
 	"github.com/inopipe/inopipe/internal/rsync"
@@ -32,26 +31,44 @@ func (p *Pusher) renames(ctx context.Context, t rsync.Target, src string, b *eve
 	if len(b.Renames) == 0 || b.Full || p.Opts.DryRun {
 		return written, 0, 0
 	}
+	// A rename takes a name away on the target: it passes the gate like
+	// every run (root there, a directory, on the device first seen, its
+	// sub-mounts in place), once for all of the batch's renames.
+	gateErr := p.Gate.Check(src, false)
+	var notApplied []string
 	remote := 0
 	for _, r := range b.Renames {
 		ok := false
-		if st, err := sourceRenamed(src, r); err == nil {
-			switch {
-			case t.Kind == rsync.Local:
-				ok = renameLocal(t.Dest, r, st) == nil
-			case remote < maxRemoteRenames:
-				remote++
-				var n int64
-				ok, n = p.renameRemote(ctx, t, src, b, r)
-				sent += max(n, 0)
+		if gateErr == nil {
+			if st, err := sourceRenamed(src, r); err == nil {
+				switch {
+				case t.Kind == rsync.Local:
+					ok = renameLocal(t.Dest, r, st) == nil
+				case remote < maxRemoteRenames:
+					remote++
+					var n int64
+					ok, n = p.renameRemote(ctx, t, src, b, r)
+					sent += max(n, 0)
+				}
 			}
 		}
 		if ok {
 			applied++
-			continue
+		} else if !r.Dir {
+			notApplied = append(notApplied, r.To)
 		}
-		if !r.Dir && !slices.Contains(written, r.To) {
-			written = append(append([]string(nil), written...), r.To)
+	}
+	if len(notApplied) > 0 {
+		have := make(map[string]bool, len(written))
+		for _, w := range written {
+			have[w] = true
+		}
+		written = slices.Clip(written)
+		for _, to := range notApplied {
+			if !have[to] {
+				have[to] = true
+				written = append(written, to)
+			}
 		}
 	}
 	return written, applied, sent
@@ -62,7 +79,7 @@ var errNotRenamed = errors.New("the source does not show this rename")
 // sourceRenamed checks that the source holds the rename's result: From
 // gone, To there, a directory exactly when the rename says so.
 func sourceRenamed(src string, r event.Rename) (os.FileInfo, error) {
-	if !safeRel(r.From) || !safeRel(r.To) {
+	if !r.Valid() {
 		return nil, errNotRenamed
 	}
 	if _, err := os.Lstat(src + r.From); !errors.Is(err, os.ErrNotExist) {
@@ -76,19 +93,6 @@ func sourceRenamed(src string, r event.Rename) (os.FileInfo, error) {
 		return nil, errNotRenamed
 	}
 	return st, nil
-}
-
-// safeRel: relative, no empty, "." or ".." element.
-func safeRel(s string) bool {
-	if s == "" || strings.HasPrefix(s, "/") {
-		return false
-	}
-	for _, e := range strings.Split(s, "/") {
-		if e == "" || e == "." || e == ".." {
-			return false
-		}
-	}
-	return true
 }
 
 // renameRemote brings To to a daemon or ssh target from the data the
@@ -105,9 +109,6 @@ func (p *Pusher) renameRemote(ctx context.Context, t rsync.Target, src string, b
 	}
 	o.Rules = rules
 	args, stdin := rsync.RenameArgs(o, t, src, r)
-	if err := p.Gate.Check(src, false); err != nil {
-		return false, 0
-	}
 	out := p.Runner.Run(ctx, rsync.Run{Binary: p.Binary, Args: args, Env: p.Env, Stdin: stdin})
 	if out.Exit != 0 && p.Warnf != nil {
 		p.Warnf("rename of %s to %s on %s: rsync exit %d (%s); sending it the plain way", r.From, r.To, t.Spec, out.Exit, lastLines(out.Stderr, 2))
