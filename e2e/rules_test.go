@@ -99,26 +99,27 @@ func TestRulesStartupResync(t *testing.T) {
 	checkRules(t, tgt, "start-up resync")
 }
 
-// A queue overflow's full sync.
-func TestRulesOverflow(t *testing.T) {
-	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
-	rulesFixture(t, src, tgt)
-	r := chain(t, overflowLine(src), "--spool", spool, tgt)
-	if r.Code != 0 {
-		t.Fatalf("rpush: %d %s", r.Code, r.Stderr)
+// The full syncs rpush makes on its own: a queue overflow's, and
+// --init's before the first batch.
+func TestRulesRpushFullSyncs(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   func(src string) string
+		args []string
+	}{
+		{"overflow", overflowLine, nil},
+		{"rpush --init", func(src string) string { return eventLine(src, "keep.txt", `"CLOSE_WRITE","CLOSE"`) }, []string{"--init"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+			rulesFixture(t, src, tgt)
+			r := chain(t, c.in(src), append(append([]string{"--spool", spool}, c.args...), tgt)...)
+			if r.Code != 0 {
+				t.Fatalf("rpush: %d %s", r.Code, r.Stderr)
+			}
+			checkRules(t, tgt, c.name)
+		})
 	}
-	checkRules(t, tgt, "overflow")
-}
-
-// rpush --init's full sync before the first batch.
-func TestRulesInit(t *testing.T) {
-	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
-	rulesFixture(t, src, tgt)
-	r := chain(t, eventLine(src, "keep.txt", `"CLOSE_WRITE","CLOSE"`), "--spool", spool, "--init", tgt)
-	if r.Code != 0 {
-		t.Fatalf("rpush: %d %s", r.Code, r.Stderr)
-	}
-	checkRules(t, tgt, "rpush --init")
 }
 
 // failreplay --full applies the rules rpush recorded in the spool.

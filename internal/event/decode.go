@@ -219,9 +219,7 @@ func (u *unmarshaler) eventField(p *parser, key string, rec *Record, s *seen) (o
 			ev.Op, err = p.ops()
 		} else {
 			s.eventsNumber = true
-			var n int64
-			n, err = p.int()
-			rec.Batch.Events = int(n)
+			rec.Batch.Events, err = p.intVal()
 		}
 	case "cookie":
 		var n int64
@@ -285,21 +283,15 @@ func resultField(p *parser, key string, rec *Record, s *seen) (ok bool, err erro
 	case "ok":
 		rs.OK, err = p.bool()
 	case "exit":
-		var n int64
-		n, err = p.int()
-		rs.Exit = int(n)
+		rs.Exit, err = p.intVal()
 	case "paths":
-		var n int64
-		n, err = p.int()
-		rs.Paths = int(n)
+		rs.Paths, err = p.intVal()
 	case "bytes":
 		rs.Bytes, err = p.int()
 	case "seconds":
 		rs.Seconds, err = p.float()
 	case "attempts":
-		var n int64
-		n, err = p.int()
-		rs.Attempts = int(n)
+		rs.Attempts, err = p.intVal()
 	case "error":
 		rs.Error, err = p.str()
 	case "spooled":
@@ -746,6 +738,12 @@ func (p *parser) int() (int64, error) {
 		return 0, p.errf("expected an integer, got %q", tok)
 	}
 	return n, nil
+}
+
+// intVal reads an integer into an int (counts, exit codes).
+func (p *parser) intVal() (int, error) {
+	n, err := p.int()
+	return int(n), err
 }
 
 func (p *parser) float() (float64, error) {
