@@ -111,22 +111,29 @@ func (d *daemon) start(t testing.TB) {
 }
 
 // childCPU is the CPU seconds of the daemon's reaped children (each
-// connection's receiver): cutime + cstime of /proc/PID/stat.
+// connection's receiver): cutime + cstime.
 func (d *daemon) childCPU() float64 {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	f := procStat(d.cmd.Process.Pid)
 	if len(f) < 15 {
 		return 0
 	}
 	cu, _ := strconv.ParseFloat(f[13], 64)
 	cs, _ := strconv.ParseFloat(f[14], 64)
 	return (cu + cs) / 100 // USER_HZ
+}
+
+// procStat is /proc/PID/stat split into fields after the command name
+// (f[0] is the state, f[11] utime, f[13] cutime, f[21] rss), nil when the
+// process is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 }
 
 func (d *daemon) stop() {

@@ -201,12 +201,7 @@ func (s *solution) watches() int {
 func (s *solution) usage() (cpu float64, rssKiB int64) {
 	hz := 100.0 // USER_HZ on Linux
 	for _, pid := range s.members() {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-		if len(f) > 21 {
+		if f := procStat(pid); len(f) > 21 {
 			for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
 				v, _ := strconv.ParseFloat(f[i], 64)
 				cpu += v / hz

@@ -54,13 +54,6 @@ type group struct {
 	batch  event.Batch
 }
 
-func orNone(r *event.Rules) *event.Rules {
-	if r == nil {
-		return &event.Rules{}
-	}
-	return r
-}
-
 // merge adds entry e (file f) to the group's one batch.
 func (g *group) merge(f string, e *spool.Entry, old bool) {
 	g.paths = append(g.paths, f)
@@ -128,9 +121,9 @@ func Run(ctx context.Context, cfg Config, p *push.Pusher, sp *spool.Spool, log *
 			rp.fulls[spool.Pair{Root: e.Batch.Root, Target: e.Target}] = f
 		}
 		// Entries made under different rules never share a run.
-		key := [3]string{e.Target, e.Batch.Root, string(event.AppendRules(nil, orNone(e.Batch.Rules)))}
-		if e.Batch.Rules == nil {
-			key[2] = ""
+		key := [3]string{e.Target, e.Batch.Root}
+		if e.Batch.Rules != nil {
+			key[2] = string(event.AppendRules(nil, e.Batch.Rules))
 		}
 		g := groups[key]
 		if g == nil {

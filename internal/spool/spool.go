@@ -392,13 +392,9 @@ func (s *Spool) RecordRules(root string, r *event.Rules) error {
 	} else {
 		all[root] = r
 	}
-	type rules struct {
-		Exclude []string  `json:"exclude"`
-		Include *[]string `json:"include,omitempty"` // absent: no includes
-	}
-	out := map[string]rules{}
+	out := map[string]rulesJSON{}
 	for k, v := range all {
-		r := rules{Exclude: v.Exclude}
+		r := rulesJSON{Exclude: v.Exclude}
 		if v.Include != nil {
 			r.Include = &v.Include
 		}
@@ -414,16 +410,20 @@ func (s *Spool) RecordRules(root string, r *event.Rules) error {
 	return nil
 }
 
+// rulesJSON is one root's entry in rules.json; an absent "include" is no
+// includes, a present one (even empty) is.
+type rulesJSON struct {
+	Exclude []string  `json:"exclude"`
+	Include *[]string `json:"include,omitempty"`
+}
+
 // Rules reads DIR/rules.json: the rules rpush last saw, per root.
 func (s *Spool) Rules() (map[string]*event.Rules, error) {
 	data, err := os.ReadFile(filepath.Join(s.Dir, rulesFile))
 	if err != nil {
 		return nil, err
 	}
-	var raw map[string]struct {
-		Exclude []string  `json:"exclude"`
-		Include *[]string `json:"include"`
-	}
+	var raw map[string]rulesJSON
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("rules.json: %w", err)
 	}

@@ -211,3 +211,26 @@ func TestWaitingPerTarget(t *testing.T) {
 		t.Fatalf("c::m: %d", n)
 	}
 }
+
+// rules.json keeps each root's rules as rpush last saw them: includes
+// given but empty stay given, nil removes the root's entry.
+func TestRecordRules(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &event.Rules{Exclude: []string{"/cache/"}}
+	b := &event.Rules{Exclude: []string{"*.swp"}, Include: []string{}}
+	for _, step := range []struct {
+		root string
+		r    *event.Rules
+	}{{"/a/", a}, {"/b/", b}, {"/a/", nil}} {
+		if err := s.RecordRules(step.root, step.r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Rules()
+	if err != nil || len(got) != 1 || !got["/b/"].Equal(b) || got["/b/"].Include == nil {
+		t.Fatalf("%v %v", got, err)
+	}
+}
