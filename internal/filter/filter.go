@@ -88,7 +88,7 @@ func readPatterns(r io.Reader) ([]string, error) {
 // matches its path relative to the root ("a/b"; a directory is tried both
 // as "a/b" and as "a/b/"), or, with Temp, its name is a temp file's. So an
 // excluded directory excludes everything under it, as rsync's own exclude
-// rules do; this is what lets a full sync apply the same rules (Rsync).
+// rules do; this is what lets a full sync apply the same rules (Rules).
 // Includes, when given, select non-directories (tried as "a/b");
 // directories always pass them, so that creating and removing directories
 // is replicated whatever the includes say, as in a full sync.
