@@ -34,6 +34,7 @@ const description = `read inowait events (JSON lines) on stdin, write the ones t
 // Config is evfilter's command line.
 type Config struct {
 	Set    filter.Set
+	Rules  *event.Rules // the rules record written first (nil: none); see ownRules
 	Invert bool
 	Stats  bool
 	Strict bool
@@ -79,9 +80,12 @@ func newApp() *cli.App {
 			if err != nil {
 				return err
 			}
+			if cfg.Rules, err = ownRules(cfg, base.NewLog("evfilter", c.App.ErrWriter)); err != nil {
+				return err
+			}
 			if c.Bool("print-rules") {
-				if r := ownRules(cfg, base.NewLog("evfilter", c.App.ErrWriter)); r != nil {
-					_, err = c.App.Writer.Write(event.AppendRules(nil, r))
+				if cfg.Rules != nil {
+					_, err = c.App.Writer.Write(event.AppendRules(nil, cfg.Rules))
 				}
 				return err
 			}
@@ -134,20 +138,26 @@ func configFrom(c *cli.Context) (*Config, error) {
 // ownRules are the rules record evfilter writes first (nil when it has
 // no path rule). Each rule rsync cannot express is named on stderr: the
 // operator must know that full syncs will not honour it.
-func ownRules(cfg *Config, log *base.Log) *event.Rules {
+func ownRules(cfg *Config, log *base.Log) (*event.Rules, error) {
 	s := &cfg.Set
 	if len(s.Exclude) == 0 && len(s.Include) == 0 && !s.Temp {
-		return nil
+		return nil, nil
 	}
 	if cfg.Invert {
 		log.Warnf("--invert: full syncs (rpush, failreplay) cannot apply inverted rules; they will sync every path")
-		return nil
+		return nil, nil
 	}
 	r, errs := s.Rules()
 	for _, err := range errs {
 		log.Warnf("%v: live events honour this rule, full syncs cannot (rpush, failreplay); split it into simpler rules (evfilter(1), RULES AND FULL SYNCS)", err)
 	}
-	return &r
+	// Rules evbatch could not read would leave full syncs without them:
+	// they would send what is excluded and delete the target's excluded
+	// files. Refuse at start instead.
+	if err := r.Check(); err != nil {
+		return nil, base.Usagef("the rules as rsync patterns: %v; use fewer or simpler patterns", err)
+	}
+	return &r, nil
 }
 
 // mergeRules joins an upstream evfilter's rules with ours: excludes add
@@ -205,7 +215,7 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		nbad++
 		log.Errorf("%v", le)
 	}
-	own := ownRules(cfg, log)
+	own := cfg.Rules
 	if own != nil {
 		out.Write(event.AppendRules(nil, own))
 	}
@@ -213,6 +223,10 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 		if rec.Kind == event.KindRules {
 			// An evfilter upstream: its rules and ours both hold.
 			merged := mergeRules(&rec.Rules, own, log)
+			if err := merged.Check(); err != nil {
+				out.Flush()
+				return base.Errorf(base.ExitBadInput, "line %d: the rules joined with the upstream evfilter's: %v", in.Line(), err)
+			}
 			out.Write(event.AppendRules(nil, merged))
 			return nil
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,6 +78,15 @@ func TestRules(t *testing.T) {
 			`warning: exclude "^[0-9]+\\.log$": a repetition`},
 		{"print-rules reads nothing", keep + "\n", []string{"--print-rules", "-x", "^cache/"}, `{"rules":{"exclude":["/cache/"]}}` + "\n", ""},
 		{"invert: no rules", "", []string{"-v", "-x", "a"}, "", "--invert: full syncs"},
+	}
+	// More patterns than a rules record may carry: refused at start, not
+	// left for evbatch to drop (full syncs would then run without rules).
+	var many []string
+	for i := range 70 { // 64 patterns each
+		many = append(many, "-x", fmt.Sprintf("^(aa|bb|cc|dd)(ee|ff|gg|hh)(ii|jj|kk|ll)%d", i))
+	}
+	if r := clitest.RunApp(t, newApp(), base.ExitUsage, "", many...); r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "more than 4096 rules") {
+		t.Errorf("too many rules: exit %d %q", r.Code, r.Stderr)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
