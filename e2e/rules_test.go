@@ -240,3 +240,23 @@ func TestRunFullHonoursRpushOpts(t *testing.T) {
 		t.Fatalf("--full with RPUSH_OPTS=--delete=false: new %v, target-only %v", exists(filepath.Join(tgt, "new")), exists(filepath.Join(tgt, "target-only")))
 	}
 }
+
+// failreplay --full with a rules.json it cannot read runs no full sync
+// (one without the rules would delete the target's excluded files): it
+// says so and exits 4, the target untouched.
+func TestRulesUnreadableNoFullSync(t *testing.T) {
+	src, tgt, spool := t.TempDir(), t.TempDir(), t.TempDir()
+	rulesFixture(t, src, tgt)
+	r := chain(t, eventLine(src, "keep.txt", `"CLOSE_WRITE","CLOSE"`), "--spool", spool, tgt)
+	if r.Code != 0 {
+		t.Fatalf("rpush: %d %s", r.Code, r.Stderr)
+	}
+	must(t, os.WriteFile(filepath.Join(spool, "rules.json"), []byte("{not json"), 0o600))
+	r = clitest.Run(t, "", bin("failreplay"), "--spool", spool, "--full")
+	if r.Code != 4 || !strings.Contains(r.Stderr, "no full sync without the pipeline's rules") {
+		t.Fatalf("failreplay --full: exit %d %s", r.Code, r.Stderr)
+	}
+	if !exists(filepath.Join(tgt, "cache/target-only.bin")) || !exists(filepath.Join(tgt, "stale.txt")) {
+		t.Fatal("a full sync ran without the rules")
+	}
+}
