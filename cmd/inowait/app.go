@@ -534,7 +534,10 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) (err error)
 	// a watcher spends its life at rest.
 	debug.FreeOSMemory()
 
-	s := &sink{out: out, json: !cfg.FormatSet && !cfg.CSV && !cfg.Text, silent: cfg.Quiet >= 2, monitor: cfg.Monitor, events: cfg.Events}
+	// A reader that falls behind must not stop the watcher from draining
+	// the kernel queue: output goes out from a goroutine of its own.
+	o := newOutput(out, outputLimit)
+	s := &sink{out: o, json: !cfg.FormatSet && !cfg.CSV && !cfg.Text, silent: cfg.Quiet >= 2, monitor: cfg.Monitor, events: cfg.Events}
 	if s.events == 0 {
 		s.events = event.AllEvents
 	}
@@ -550,6 +553,9 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) (err error)
 		}
 	}
 	err = w.Run(ctx, s)
+	if cerr := o.Close(); cerr != nil && (err == nil || errors.Is(err, errFirstEvent) || errors.Is(err, inotify.ErrTimeout)) {
+		return fmt.Errorf("write events: %w", cerr)
+	}
 	switch {
 	case err == nil:
 		return nil

@@ -202,7 +202,7 @@ func TestRootDeletedExits1(t *testing.T) {
 }
 
 // TestOverflowAsUnprivileged fills the kernel queue of an unprivileged
-// inowait (its stdout is not read, so it stops reading inotify) and checks
+// inowait (stopped with SIGSTOP while the events come) and checks
 // that a Q_OVERFLOW record comes out and that watching goes on.
 func TestOverflowAsUnprivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -241,11 +241,15 @@ func TestOverflowAsUnprivileged(t *testing.T) {
 	if max > 200000 {
 		t.Skipf("max_queued_events is %d; too large to overflow quickly", max)
 	}
+	// a slow reader would not do: inowait holds its output and keeps
+	// draining the kernel queue (TestSlowReaderNoOverflow)
+	must(t, cmd.Process.Signal(syscall.SIGSTOP))
 	for i := 0; i < max/2+2000; i++ {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(i)), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	must(t, cmd.Process.Signal(syscall.SIGCONT))
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	sawOverflow, sawAfter := false, false

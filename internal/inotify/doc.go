@@ -41,8 +41,11 @@
 //     the tree. Each watch costs about 1 KiB of unswappable kernel memory.
 //   - fs.inotify.max_user_instances: inotify_init1 fails with EMFILE.
 //   - fs.inotify.max_queued_events: the queue length before IN_Q_OVERFLOW.
-//     The watcher reads with a large buffer and never blocks on its output
-//     while the kernel queue has data, so the queue rarely fills.
+//     The watcher reads with a large buffer, drains the kernel queue while
+//     it scans a large new tree or works through a run of events (keepUp),
+//     and holds up to maxQueue records it has not handled yet; its Sink
+//     should not block for long (inowait's writes from a goroutine of its
+//     own, holding up to 32 MiB for a slow reader).
 //
 // Root is not exempt from these limits on recent kernels, but
 // max_queued_events is checked per instance when events are queued.

@@ -142,6 +142,7 @@ type Watcher struct {
 	overflowWarn time.Time
 	depth        int // addTree nesting: 1 is the directory that appeared
 	skipped      int // directories not watched because their path is too long
+	walked       int // directories addTree went through (keepUp's pace)
 	scratch      []byte
 }
 
@@ -310,6 +311,12 @@ func (w *Watcher) addTree(dir string, r *root, how walk) error {
 		w.register(wd, dir, r, top)
 	}
 	w.progress()
+	if w.walked++; w.walked%32 == 0 {
+		// a large new tree takes a while: keep the kernel queue drained
+		if err := w.keepUp(); err != nil {
+			return err
+		}
+	}
 	if err := w.scan(dir, wd, r, how); err != nil {
 		return err
 	}
@@ -610,6 +617,7 @@ func (w *Watcher) Run(ctx context.Context, sink Sink) error {
 	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(efd), Events: unix.POLLIN}}
 	idleSince := w.cfg.Now()
 	lingered := 0 // FlushDelay waits since the last flush
+	handled := 0
 	for {
 		if len(w.queue) > 0 {
 			ev := w.queue[0]
@@ -622,6 +630,11 @@ func (w *Watcher) Run(ctx context.Context, sink Sink) error {
 			// reported or not (filtered by --exclude, bookkeeping), as
 			// inotifywait's -t does.
 			idleSince = ev.time
+			if handled++; handled%256 == 0 {
+				if err := w.keepUp(); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		w.queue = w.queue[:0:0]
@@ -710,6 +723,23 @@ func (w *Watcher) fill() (bool, error) {
 		buf = buf[end:]
 	}
 	return true, nil
+}
+
+// maxQueue bounds the records read from the kernel and not yet handled
+// (about 100 bytes each). Past it the watcher leaves them in the kernel's
+// queue, which overflows if the storm goes on: a Q_OVERFLOW, a full resync
+// downstream, nothing lost.
+const maxQueue = 128 << 10
+
+// keepUp reads what the kernel holds, unless the queue is full: called
+// while a long piece of work (a new tree, a run of events) is under way, so
+// that the kernel's short queue does not overflow meanwhile.
+func (w *Watcher) keepUp() error {
+	if len(w.queue) >= maxQueue {
+		return nil
+	}
+	_, err := w.fill()
+	return err
 }
 
 // drain moves everything the kernel holds into the queue, so that records
