@@ -69,7 +69,7 @@ func TestFilterModeSwitch(t *testing.T) {
 	})
 	tg, _ := rsync.ParseTarget("h::m")
 	r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: []string{"f"}, Delete: []string{"gone"}})
-	if !r.OK || len(f.runs) != 2 || !contains(f.runs[1].Args, "--filter=merge -") || !strings.Contains(string(f.runs[1].Stdin), "+ /gone\n") {
+	if !r.OK || len(f.runs) != 2 || !contains(f.runs[1].Args, "--filter=merge -") || !strings.Contains(string(f.runs[1].Stdin), "+ /gone\x00") {
 		t.Fatalf("%+v runs %+v", r, f.runs)
 	}
 	// the target stays in filter mode

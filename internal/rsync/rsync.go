@@ -578,39 +578,52 @@ func Stdin(paths []string) []byte {
 // ancestor directory included, each entry included (with its subtree for
 // a directory), everything else excluded, so --delete only touches listed
 // paths. Wildcard characters are escaped because a rule with a wildcard is
-// a pattern.
+// a pattern. Rules end in NUL, as --from0 makes rsync read them: a name may
+// hold a newline, never a NUL.
 func FilterRules(paths []string) []byte {
 	var b []byte
 	anc := map[string]bool{}
 	for _, p := range paths {
 		p = strings.TrimSuffix(p, "/")
 		if p == "." || p == "" {
-			return []byte("+ *\n")
+			return []byte("+ *\x00")
 		}
 		parts := strings.Split(p, "/")
 		for j := 1; j < len(parts); j++ {
 			a := strings.Join(parts[:j], "/")
 			if !anc[a] {
 				anc[a] = true
-				b = append(b, "+ /"+escapeRule(a)+"/\n"...)
+				b = append(b, "+ /"+literalRule(a)+"/\x00"...)
 			}
 		}
-		b = append(b, "+ /"+escapeRule(p)+"\n"...)
-		b = append(b, "+ /"+escapeRule(p)+"/***\n"...)
+		b = append(b, "+ /"+literalRule(p)+"\x00"...)
+		b = append(b, "+ /"+wildRule(p)+"/***\x00"...)
 	}
-	return append(b, "- *\n"...)
+	return append(b, "- *\x00"...)
 }
 
-func escapeRule(s string) string {
+// literalRule is s as the whole pattern of a rule that matches exactly
+// s. rsync compares a pattern without * ? [ as it is (a backslash is just
+// a backslash); one with them is a wildcard pattern, where \ escapes.
+func literalRule(s string) string {
+	if !strings.ContainsAny(s, "*?[") {
+		return s
+	}
+	return wildRule(s)
+}
+
+// wildRule is s escaped for a rule that holds wildcards of its own
+// ("s/***").
+func wildRule(s string) string {
 	if !strings.ContainsAny(s, `*?[\`) {
 		return s
 	}
 	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
+	for i := 0; i < len(s); i++ { // bytes: a name need not be UTF-8
+		if strings.IndexByte(`*?[\`, s[i]) >= 0 {
 			b.WriteByte('\\')
 		}
-		b.WriteRune(r)
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }

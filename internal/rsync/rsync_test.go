@@ -93,7 +93,7 @@ func TestStdinAndFilter(t *testing.T) {
 		t.Errorf("Stdin = %q", got)
 	}
 	got := string(FilterRules([]string{"a/b*c", "x/"}))
-	want := "+ /a/\n+ /a/b\\*c\n+ /a/b\\*c/***\n+ /x\n+ /x/***\n- *\n"
+	want := "+ /a/\x00+ /a/b\\*c\x00+ /a/b\\*c/***\x00+ /x\x00+ /x/***\x00- *\x00"
 	if got != want {
 		t.Errorf("FilterRules = %q, want %q", got, want)
 	}
@@ -320,5 +320,48 @@ func TestExecRunnerProgress(t *testing.T) {
 	}
 	if files != 20 || len(o.Files) != 0 || o.Bytes <= 0 {
 		t.Fatalf("%d files reported while running (%d lines; %d kept after, %d bytes from --stats)", files, len(got), len(o.Files), o.Bytes)
+	}
+}
+
+// Filter mode (receivers that reject --delete-missing-args) must touch
+// only the listed paths, as list mode does: copy them, delete the listed
+// ones the source no longer has, and leave everything else on the target
+// (and in the source) alone, whatever the names hold: a newline in a name
+// must not start a rule of its own.
+func TestFilterModeTouchesOnlyListed(t *testing.T) {
+	if _, err := exec.LookPath("rsync"); err != nil {
+		t.Skip("rsync not installed (make deps)")
+	}
+	src, dst := t.TempDir()+"/", t.TempDir()+"/"
+	put := func(root string, paths ...string) {
+		for _, p := range paths {
+			must(t, os.MkdirAll(filepath.Dir(root+p), 0o755))
+			must(t, os.WriteFile(root+p, []byte(p), 0o644))
+		}
+	}
+	put(src, "new/a/f", "star*/f", "back\\slash", "nl\n- *", "not listed", "\xff[x]/f")
+	put(dst, "unrelated", "new/a/stale", "gone/x", "nl\n+ /unrelated2", "unrelated2")
+	list := []string{"new/", "star*/", "back\\slash", "nl\n- *", "gone", "\xff[x]/"}
+	tg, _ := ParseTarget(dst)
+	out := ExecRunner{}.Run(context.Background(), Run{Binary: "rsync", Args: Args(Options{Delete: true}, tg, src, ModeFilter), Stdin: FilterRules(list)})
+	if out.Exit != 0 {
+		t.Fatalf("rsync exit %d: %s", out.Exit, out.Stderr)
+	}
+	for p, want := range map[string]bool{
+		"new/a/f": true, "star*/f": true, "\xff[x]/f": true, "back\\slash": true, "nl\n- *": true, // listed: copied
+		"new/a/stale": false, "gone": false, // deleted: gone from the source
+		"unrelated": true, "unrelated2": true, "nl\n+ /unrelated2": true, // not listed: left alone
+		"not listed": false, // not listed: not sent
+	} {
+		if _, err := os.Lstat(dst + p); (err == nil) != want {
+			t.Errorf("%q on the target: %v, want %v", p, err == nil, want)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
