@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,7 +113,10 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 	var jobs []job
 	switch {
 	case mode == rsync.ModeFull:
-		jobs = []job{{mode: mode, deletes: deletes}}
+		jobs = p.spreadJobs(src, job{mode: mode, deletes: deletes}, []string{"."}, nil)
+	case p.Jobs > 1 && len(list.Paths) < max(p.SplitMin, 2) && list.Recursive():
+		// a few new trees: their subdirectories are shared over the jobs
+		jobs = p.spreadJobs(src, job{mode: mode, paths: list.Paths, deletes: deletes}, list.Paths, written)
 	case p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2):
 		for _, c := range split(list.Paths, p.Jobs) {
 			jobs = append(jobs, splitWritten(job{mode: mode, paths: c, deletes: deletes}, written)...)
@@ -128,6 +132,14 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 	}
 	for i := range jobs {
 		jobs[i].rules = b.Rules
+		if len(jobs[i].exclude) > 0 {
+			var r event.Rules
+			if b.Rules != nil {
+				r = *b.Rules
+			}
+			r.Exclude = append(slices.Clip(r.Exclude), jobs[i].exclude...)
+			jobs[i].rules = &r
+		}
 	}
 	var budget *deleteBudget
 	if p.MaxDelete > 0 && deletes {
@@ -217,6 +229,23 @@ func splitWritten(j job, written []string) []job {
 	return out
 }
 
+// spreadJobs is j, and with -j N the jobs that share the recursive
+// entries' subdirectories (see spread); j then excludes what they copy.
+func (p *Pusher) spreadJobs(src string, j job, recursive, written []string) []job {
+	others, exclude := spread(src, recursive, p.Jobs, max(p.SplitMin, 2))
+	if others == nil {
+		return splitWritten(j, written)
+	}
+	j.exclude = exclude
+	jobs := splitWritten(j, written)
+	for _, paths := range others {
+		if len(paths) > 0 {
+			jobs = append(jobs, job{mode: rsync.ModeList, paths: paths, deletes: j.deletes})
+		}
+	}
+	return jobs
+}
+
 // job is one rsync run of a batch (a -j slice, the attribute-only dirs, or
 // the whole root).
 type job struct {
@@ -229,6 +258,9 @@ type job struct {
 	// on size and mtime.
 	ignoreTimes bool
 	rules       *event.Rules // the batch's: every run of the job, dry runs included
+	// exclude: subdirectories other jobs of the batch copy (spread),
+	// anchored rsync patterns added to rules' excludes.
+	exclude []string
 }
 
 // deleteBudget is --max-delete over all jobs of one batch: each job's
