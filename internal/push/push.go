@@ -232,18 +232,22 @@ func splitWritten(j job, written []string) []job {
 // spreadJobs is j, and with -j N the jobs that share the recursive
 // entries' subdirectories (see spread); j then excludes what they copy.
 func (p *Pusher) spreadJobs(src string, j job, recursive, written []string) []job {
-	others, exclude := spread(src, recursive, p.Jobs, max(p.SplitMin, 2))
+	jobs := p.Jobs
+	if rsync.HardLinks(p.Opts.Extra) {
+		jobs = 1 // only one run keeps the links between the files it sends
+	}
+	others, exclude := spread(src, recursive, jobs, max(p.SplitMin, 2))
 	if others == nil {
 		return splitWritten(j, written)
 	}
 	j.exclude = exclude
-	jobs := splitWritten(j, written)
+	out := splitWritten(j, written)
 	for _, paths := range others {
 		if len(paths) > 0 {
-			jobs = append(jobs, job{mode: rsync.ModeList, paths: paths, deletes: j.deletes})
+			out = append(out, job{mode: rsync.ModeList, paths: paths, deletes: j.deletes})
 		}
 	}
-	return jobs
+	return out
 }
 
 // job is one rsync run of a batch (a -j slice, the attribute-only dirs, or

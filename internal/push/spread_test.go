@@ -235,3 +235,26 @@ func (c *countingRunner) Run(ctx context.Context, r rsync.Run) rsync.Outcome {
 	c.mu.Unlock()
 	return rsync.ExecRunner{}.Run(ctx, r)
 }
+
+// With -H (the documented full sync that restores hard links) a tree is
+// never split: links between files of different parts would arrive as
+// separate copies.
+func TestSpreadKeepsHardLinks(t *testing.T) {
+	s, d := t.TempDir()+"/", t.TempDir()+"/"
+	for i := range 8 {
+		mkTree(t, s, fmt.Sprintf("d%d/f", i))
+	}
+	must(t, os.Link(s+"d0/f", s+"d7/link"))
+	tg, err := rsync.ParseTarget(d)
+	must(t, err)
+	f := &countingRunner{}
+	p := &Pusher{Binary: "rsync", Opts: rsync.Options{Delete: true, Extra: []string{"-H"}}, Runner: f, Jobs: 4, SplitMin: 2}
+	if r := p.Push(context.Background(), tg, &event.Batch{Root: s, Full: true}); !r.OK {
+		t.Fatalf("%+v", r)
+	}
+	a, err1 := os.Stat(d + "d0/f")
+	b, err2 := os.Stat(d + "d7/link")
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) || f.n != 1 {
+		t.Fatalf("hard link not kept (%v %v) after %d runs", err1, err2, f.n)
+	}
+}

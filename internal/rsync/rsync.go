@@ -370,6 +370,39 @@ const shortWithArg = "BTf@eM"
 // carries rpush's own path list.
 var fromStdin = map[string]bool{"exclude-from": true, "include-from": true}
 
+// HardLinks reports whether operator options ask rsync to keep hard links
+// (-H, --hard-links, also inside a cluster like -aH), which only one run
+// can do for the files it sends: such a tree is never split over jobs.
+// --no-hard-links (--no-H) after it turns it off again.
+func HardLinks(args []string) bool {
+	on := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return on
+		case a == "--hard-links":
+			on = true
+		case a == "--no-hard-links" || a == "--no-H":
+			on = false
+		case strings.HasPrefix(a, "--"):
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			for j := 1; j < len(a); j++ {
+				if a[j] == 'H' {
+					on = true
+				}
+				if strings.IndexByte(shortWithArg, a[j]) >= 0 {
+					if j == len(a)-1 {
+						i++ // the argument is the next word
+					}
+					break
+				}
+			}
+		}
+	}
+	return on
+}
+
 // CheckOpts refuses operator options that would change what rpush relies
 // on: the path list and filter rules it writes on stdin, the deletions it
 // decides (and the safety gate checks), the source it must never change,

@@ -365,3 +365,28 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestHardLinks(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"-H"}, true},
+		{[]string{"-aHv"}, true},
+		{[]string{"--hard-links"}, true},
+		{[]string{"-H", "--no-hard-links"}, false},
+		{[]string{"-H", "--no-H"}, false},
+		{[]string{"-B", "-H"}, false}, // -B takes the next word
+		{[]string{"-BH"}, false},      // the block size, not -H
+		// a value that looks like -H: taken for it, which only keeps
+		// the tree in one run (the safe side)
+		{[]string{"--exclude", "-H"}, true},
+		{[]string{"--exclude=-H"}, false},
+		{[]string{"--hard-links-x"}, false},
+	} {
+		if got := HardLinks(c.args); got != c.want {
+			t.Errorf("HardLinks(%q) = %v, want %v", c.args, got, c.want)
+		}
+	}
+}
