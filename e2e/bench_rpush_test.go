@@ -17,7 +17,10 @@ import (
 // BenchmarkRpushJobs (make bench): one batch of 2,000 files × 100 KiB in
 // 20 dirs to an auth daemon on 127.0.0.1, by rpush -j 1, 2, 4, 8, against
 // one ideal `rsync --files-from` of exactly that list and against 2,000
-// per-file rsync runs (the sersync way); then the attribute-only dir
+// per-file rsync runs (the sersync way); the same files as one new tree
+// (a batch of one recursive entry, what cp -r or tar x into the source
+// gives) by rpush -j 1, 2, 4 against one ideal `rsync -r` of the tree;
+// then the attribute-only dir
 // case: a chmod on a dir above 50,000 files, synced with -r (what a plain
 // --files-from list does) vs rpush's --no-r --dirs run. Each iteration
 // is one run, reported as the metric "s" (seconds).
@@ -28,7 +31,7 @@ func BenchmarkRpushJobs(b *testing.B) {
 	var list []string
 	buf := make([]byte, size)
 	for i := range files {
-		rel := fmt.Sprintf("d%02d/f%04d", i%20, i)
+		rel := fmt.Sprintf("tree/d%02d/f%04d", i%20, i)
 		must(b, os.MkdirAll(filepath.Join(src, filepath.Dir(rel)), 0o755))
 		for j := range buf {
 			buf[j] = byte(i*31 + j)
@@ -67,6 +70,15 @@ func BenchmarkRpushJobs(b *testing.B) {
 			}
 		}
 	}})
+	tree := []string{"tree/"}
+	variants = append(variants, variant{"tree/ideal-r", func(b *testing.B) {
+		run(b, string(rsync.Stdin(tree)), "rsync", "-a", "-r", "--from0", "--files-from=-", "--sockopts=TCP_NODELAY", src+"/", d.target())
+	}})
+	for _, j := range []int{1, 2, 4} {
+		variants = append(variants, variant{fmt.Sprintf("tree/rpush-j%d", j), func(b *testing.B) {
+			run(b, batchLine(1, src, tree, nil), bin("rpush"), "--spool", b.TempDir(), "-j", fmt.Sprint(j), d.target())
+		}})
+	}
 	for _, v := range variants {
 		b.Run("batch/"+v.name, func(b *testing.B) {
 			for range b.N {
