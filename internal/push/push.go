@@ -113,10 +113,9 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 	var jobs []job
 	switch {
 	case mode == rsync.ModeFull:
-		jobs = p.spreadJobs(src, job{mode: mode, deletes: deletes}, []string{"."}, nil)
+		jobs = p.treeJobs(src, job{mode: mode, deletes: deletes}, []string{"."}, nil)
 	case p.Jobs > 1 && len(list.Paths) < max(p.SplitMin, 2) && list.Recursive():
-		// a few new trees: their subdirectories are shared over the jobs
-		jobs = p.spreadJobs(src, job{mode: mode, paths: list.Paths, deletes: deletes}, list.Paths, written)
+		jobs = p.treeJobs(src, job{mode: mode, paths: list.Paths, deletes: deletes}, list.Paths, written)
 	case p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2):
 		for _, c := range split(list.Paths, p.Jobs) {
 			jobs = append(jobs, splitWritten(job{mode: mode, paths: c, deletes: deletes}, written)...)
@@ -229,23 +228,35 @@ func splitWritten(j job, written []string) []job {
 	return out
 }
 
-// spreadJobs is j, and with -j N the jobs that share the recursive
-// entries' subdirectories (see spread); j then excludes what they copy.
-func (p *Pusher) spreadJobs(src string, j job, recursive, written []string) []job {
-	jobs := p.Jobs
+// treeJobs shares j, a batch of a few recursive entries (new trees, each
+// maybe large, or the root of a full sync: recursive), over the jobs:
+// with fewer trees than jobs their subdirectories (see spread), else the
+// trees themselves, round-robin. Never with -H in the operator's options:
+// only one run keeps the links between the files it sends.
+func (p *Pusher) treeJobs(src string, j job, recursive, written []string) []job {
+	n := p.Jobs
 	if rsync.HardLinks(p.Opts.Extra) {
-		jobs = 1 // only one run keeps the links between the files it sends
+		n = 1
 	}
-	others, exclude := spread(src, recursive, jobs, max(p.SplitMin, 2))
-	if others == nil {
+	trees := rsync.List{Paths: recursive}.RecursiveCount()
+	if trees < n {
+		if others, exclude := spread(src, recursive, n, max(p.SplitMin, 2)); others != nil {
+			j.exclude = exclude
+			out := splitWritten(j, written)
+			for _, paths := range others {
+				if len(paths) > 0 {
+					out = append(out, job{mode: rsync.ModeList, paths: paths, deletes: j.deletes})
+				}
+			}
+			return out
+		}
+	}
+	if trees < 2 || n < 2 {
 		return splitWritten(j, written)
 	}
-	j.exclude = exclude
-	out := splitWritten(j, written)
-	for _, paths := range others {
-		if len(paths) > 0 {
-			out = append(out, job{mode: rsync.ModeList, paths: paths, deletes: j.deletes})
-		}
+	var out []job
+	for _, c := range split(j.paths, min(n, trees)) {
+		out = append(out, splitWritten(job{mode: j.mode, paths: c, deletes: j.deletes}, written)...)
 	}
 	return out
 }

@@ -258,3 +258,37 @@ func TestSpreadKeepsHardLinks(t *testing.T) {
 		t.Fatalf("hard link not kept (%v %v) after %d runs", err1, err2, f.n)
 	}
 }
+
+// How a batch of fewer paths than SplitMin with recursive entries is
+// shared: trees at least as many as the jobs go round-robin, fewer are
+// spread below, one small tree stays one run, and -H keeps everything in
+// one run.
+func TestTreeJobs(t *testing.T) {
+	cases := []struct {
+		name  string
+		tree  []string
+		sync  []string
+		extra []string
+		runs  int
+	}{
+		{"leaf trees round-robin", []string{"a/f", "b/f", "c/f", "d/f", "e/f"}, []string{"a/", "b/", "c/", "d/", "e/", "x"}, nil, 2},
+		{"one tree spread below", []string{"t/a/f", "t/b/f", "t/c/f", "t/d/f"}, []string{"t/"}, nil, 2},
+		{"one leaf tree", []string{"t/f", "t/g"}, []string{"t/"}, nil, 1},
+		{"trees with -H", []string{"a/f", "b/f", "c/f"}, []string{"a/", "b/", "c/"}, []string{"-aH"}, 1},
+		{"no recursive entry, few paths", []string{"a/f", "b/f"}, []string{"a/f", "b/f"}, nil, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, f, src := setup(t, func(int, rsync.Run) rsync.Outcome { return rsync.Outcome{} })
+			mkTree(t, src, c.tree...)
+			p.Jobs, p.SplitMin, p.Opts.Extra = 2, 4, c.extra
+			tg, _ := rsync.ParseTarget("h::m")
+			if r := p.Push(context.Background(), tg, &event.Batch{Root: src, Sync: c.sync}); !r.OK {
+				t.Fatalf("%+v", r)
+			}
+			if len(f.runs) != c.runs {
+				t.Fatalf("%d runs, want %d", len(f.runs), c.runs)
+			}
+		})
+	}
+}

@@ -464,6 +464,17 @@ func (l List) Recursive() bool {
 	return false
 }
 
+// RecursiveCount is the number of recursive entries in the list.
+func (l List) RecursiveCount() int {
+	n := 0
+	for _, p := range l.Paths {
+		if p == "." || strings.HasSuffix(p, "/") {
+			n++
+		}
+	}
+	return n
+}
+
 // Normalize checks and rewrites a batch's paths against the source root as
 // it is now:
 //   - each path is cleaned; absolute paths and paths leaving the root are
