@@ -117,9 +117,7 @@ func (p *Pusher) Push(ctx context.Context, t rsync.Target, b *event.Batch) Repor
 	case p.Jobs > 1 && len(list.Paths) < max(p.SplitMin, 2) && list.Recursive():
 		jobs = p.treeJobs(src, job{mode: mode, paths: list.Paths, deletes: deletes}, list.Paths, written)
 	case p.Jobs > 1 && len(list.Paths) >= max(p.SplitMin, 2):
-		for _, c := range split(list.Paths, p.Jobs) {
-			jobs = append(jobs, splitWritten(job{mode: mode, paths: c, deletes: deletes}, written)...)
-		}
+		jobs = split(job{mode: mode, paths: list.Paths, deletes: deletes}, p.Jobs, written)
 	case len(list.Paths) > 0:
 		jobs = splitWritten(job{mode: mode, paths: list.Paths, deletes: deletes}, written)
 	}
@@ -254,11 +252,7 @@ func (p *Pusher) treeJobs(src string, j job, recursive, written []string) []job 
 	if trees < 2 || n < 2 {
 		return splitWritten(j, written)
 	}
-	var out []job
-	for _, c := range split(j.paths, min(n, trees)) {
-		out = append(out, splitWritten(job{mode: j.mode, paths: c, deletes: j.deletes}, written)...)
-	}
-	return out
+	return split(j, min(n, trees), written)
 }
 
 // job is one rsync run of a batch (a -j slice, the attribute-only dirs, or
@@ -377,13 +371,18 @@ func joinErrs(errs []error) string {
 	return strings.Join(s, "; ")
 }
 
-// split deals paths round-robin into n chunks (paths are sorted, so each
-// chunk spreads over the tree and chunks are of equal count).
-func split(paths []string, n int) [][]string {
-	n = min(n, len(paths))
-	out := make([][]string, n)
-	for i, p := range paths {
-		out[i%n] = append(out[i%n], p)
+// split deals j's paths round-robin into n jobs (paths are sorted, so
+// each spreads over the tree and all are of equal count), each then split
+// by splitWritten.
+func split(j job, n int, written []string) []job {
+	n = min(n, len(j.paths))
+	chunks := make([][]string, n)
+	for i, p := range j.paths {
+		chunks[i%n] = append(chunks[i%n], p)
+	}
+	var out []job
+	for _, c := range chunks {
+		out = append(out, splitWritten(job{mode: j.mode, paths: c, deletes: j.deletes}, written)...)
 	}
 	return out
 }
