@@ -3,6 +3,7 @@ package push
 import (
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -31,14 +32,15 @@ import (
 // any other directory stays with job 0, which copies it whole.
 
 // Bounds on spreading: directories read to find units (levels, count),
-// subdirectories needed before descending no further, and the units
-// handed to other jobs (each is one rule that job 0's rsync matches
-// against each of its files).
+// units per job wanted before descending no further, the units handed to
+// other jobs (each is one rule that job 0's rsync matches against each of
+// its files), and the entries read in one directory.
 const (
 	spreadLevels  = 3
 	spreadReads   = 256
 	spreadPerJob  = 4
 	spreadMaxUnit = 1024
+	spreadScan    = 64 << 10
 )
 
 // spread finds units under the recursive entries of paths (relative,
@@ -92,27 +94,38 @@ func spread(src string, paths []string, n, minEntries int) (others [][]string, e
 }
 
 // subdirs lists the directories directly in rel (under src) whose names
-// can be units, and counts every entry.
+// can be units, sorted, and counts every entry. It reads at most
+// spreadScan entries: a directory of a million files is not listed to
+// share it (what is not read stays with job 0).
 func subdirs(src, rel string) (dirs []string, entries int) {
 	dir := src + rel + "/"
 	if rel == "." {
 		dir = src
 	}
-	ents, err := os.ReadDir(dir)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, 0
 	}
-	for _, e := range ents {
-		if !e.IsDir() || !literalName(e.Name()) {
-			continue
+	defer f.Close()
+	for entries < spreadScan {
+		ents, err := f.ReadDir(1024)
+		for _, e := range ents {
+			if !e.IsDir() || !literalName(e.Name()) {
+				continue
+			}
+			if rel == "." {
+				dirs = append(dirs, e.Name())
+			} else {
+				dirs = append(dirs, path.Join(rel, e.Name()))
+			}
 		}
-		if rel == "." {
-			dirs = append(dirs, e.Name())
-		} else {
-			dirs = append(dirs, path.Join(rel, e.Name()))
+		entries += len(ents)
+		if err != nil {
+			break
 		}
 	}
-	return dirs, len(ents)
+	slices.Sort(dirs)
+	return dirs, entries
 }
 
 // literalName reports whether an anchored rsync rule "/…/name" matches
