@@ -45,7 +45,7 @@ func Build(names ...string) (string, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return "", err
 	}
-	args := []string{"build", "-tags", "urfave_cli_no_docs", "-o", dir + "/"} // as make build
+	args := []string{"build", "-tags", "urfave_cli_no_docs,netgo", "-o", dir + "/"} // as make build
 	for _, n := range names {
 		args = append(args, "./cmd/"+n)
 	}
