@@ -2,7 +2,8 @@
 # bench/solutions.sh — regenerate bench/SOLUTIONS.md: the e2e harness's
 # solutions × workloads matrix at full size and the rpush -j benchmark, on
 # this machine, medians of $RUNS runs. Run by `make bench`.
-# RUNS=1 SHORT=1 bench/solutions.sh for a quick look at the small sizes.
+# RUNS=1 SHORT=1 bench/solutions.sh for a quick look at the small sizes;
+# ONLY='inopipe|lsyncd|ideal' for some solutions only (a regexp).
 # The measures are Go benchmarks (e2e BenchmarkSolutions and
 # BenchmarkRpushJobs, one run per iteration, -count RUNS); bench/table
 # renders their medians.
@@ -21,8 +22,12 @@ trap 'rm -f "$tmp"' EXIT
 } > "$tmp"
 short=()
 [ -n "${SHORT:-}" ] && short=(-short)
-go test -tags e2e -run '^$' -bench 'Benchmark(Solutions|RpushJobs)$' -benchtime 1x -count "${RUNS:-3}" \
-	-timeout 180m "${short[@]}" ./e2e/ | tee "$tmp.raw" >&2
+{
+	go test -tags e2e -run '^$' -bench "BenchmarkSolutions\$/^(${ONLY:-.*})/" -benchtime 1x -count "${RUNS:-3}" \
+		-timeout 180m "${short[@]}" ./e2e/
+	go test -tags e2e -run '^$' -bench 'BenchmarkRpushJobs$' -benchtime 1x -count "${RUNS:-3}" \
+		-timeout 60m "${short[@]}" ./e2e/
+} | tee "$tmp.raw" >&2
 go run ./bench/table < "$tmp.raw" >> "$tmp"
 rm -f "$tmp.raw"
 cp "$tmp" "$out.new"
