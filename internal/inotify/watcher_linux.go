@@ -113,10 +113,8 @@ type rawEvent struct {
 type Watcher struct {
 	cfg Config
 	// fd is the inotify instance (non-blocking) for inotify_add_watch;
-	// file holds it in Go's poller, where Run waits for events: a
-	// goroutine parked there holds no thread in a system call (a poll(2)
-	// of 2 ms at a time kept the runtime's monitor waking every 20 µs:
-	// half of inowait's CPU in a tar x).
+	// file holds it in Go's poller, where Run waits for events with a
+	// read deadline (a stop moves it to the past), and raw reads it.
 	fd     int
 	file   *os.File
 	raw    syscall.RawConn
