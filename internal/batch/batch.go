@@ -294,6 +294,10 @@ func (p *pending) movedFrom(cookie uint32, rel string, dir bool) {
 			break
 		}
 	}
+	// Under a directory new in this batch (its recursive sync pending),
+	// the target has nothing to move: an editor's save in a new
+	// directory (write f.tmp, mv f.tmp f) would cost a rename run each.
+	f.dirty = f.dirty || p.coveredByAncestor(f.origin)
 	if p.from == nil {
 		p.from = map[uint32]movedFrom{}
 	}
