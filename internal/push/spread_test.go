@@ -52,7 +52,7 @@ func TestSpread(t *testing.T) {
 		{name: "three jobs", tree: []string{"new/a/", "new/b/", "new/c/", "new/d/"},
 			paths: []string{"new/"}, n: 3, min: 2,
 			others: [][]string{{"new/b/"}, {"new/c/"}}, exclude: []string{"/new/b", "/new/c"}},
-		{name: "the root (a full sync)", tree: []string{"a/", "b/", "c/", "x"},
+		{name: "the root", tree: []string{"a/", "b/", "c/", "x"},
 			paths: []string{"."}, n: 2, min: 2,
 			others: [][]string{{"b/"}}, exclude: []string{"/b"}},
 		{name: "descends while there are too few", tree: []string{"r/only/a/", "r/only/b/", "r/only/c/"},
@@ -106,7 +106,7 @@ func listTree(t *testing.T, root string) map[string]string {
 // every file copied, everything the source no longer has deleted (inside
 // the units, beside them, at every level), what the pipeline's rules
 // exclude kept on the target and not sent, with real rsync, for a new
-// tree, the root of a full sync, and in filter mode.
+// tree, the root copied recursively, and in filter mode.
 func TestSpreadNeverLosesData(t *testing.T) {
 	var src []string
 	for i := range 12 {
@@ -128,7 +128,7 @@ func TestSpreadNeverLosesData(t *testing.T) {
 		"new/d04/.git/keep",     // excluded by the rules: kept
 		"new/d07/s2/x.swp",      // excluded by the rules: kept
 		"new/.git/keep",         // excluded, at job 0's level
-		"unrelated",             // outside the entry (full sync only deletes it)
+		"unrelated",             // outside the entry (only the root's recursive copy deletes it)
 	}
 	rules := &event.Rules{Exclude: []string{".git", "*.swp"}}
 	for _, c := range []struct {
@@ -140,7 +140,7 @@ func TestSpreadNeverLosesData(t *testing.T) {
 		{name: "new tree", batch: event.Batch{Sync: []string{"new/"}}},
 		{name: "new tree, --max-delete within", batch: event.Batch{Sync: []string{"new/"}}, maxDelete: 100},
 		{name: "new tree, filter mode", batch: event.Batch{Sync: []string{"new/"}}, filter: true},
-		{name: "full sync", batch: event.Batch{Full: true}},
+		{name: "the root recursively", batch: event.Batch{Sync: []string{"./"}}},
 	} {
 		for _, jobs := range []int{2, 3, 4} {
 			t.Run(fmt.Sprintf("%s -j%d", c.name, jobs), func(t *testing.T) {
@@ -172,7 +172,7 @@ func TestSpreadNeverLosesData(t *testing.T) {
 				delete(want, "new/d03/.git")
 				delete(want, "new/d03/.git/objects")
 				delete(want, "new/d03/.git/objects/o")
-				if !c.batch.Full {
+				if c.batch.Sync[0] != "./" {
 					want["unrelated"] = "unrelated"
 					delete(want, "other") // not in the batch
 				}
@@ -236,8 +236,8 @@ func (c *countingRunner) Run(ctx context.Context, r rsync.Run) rsync.Outcome {
 	return rsync.ExecRunner{}.Run(ctx, r)
 }
 
-// With -H (the documented full sync that restores hard links) a tree is
-// never split: links between files of different parts would arrive as
+// With -H (as the documented full sync that restores hard links runs) a
+// tree is never split: links between files of different parts would arrive as
 // separate copies.
 func TestSpreadKeepsHardLinks(t *testing.T) {
 	s, d := t.TempDir()+"/", t.TempDir()+"/"
@@ -249,7 +249,7 @@ func TestSpreadKeepsHardLinks(t *testing.T) {
 	must(t, err)
 	f := &countingRunner{}
 	p := &Pusher{Binary: "rsync", Opts: rsync.Options{Delete: true, Extra: []string{"-H"}}, Runner: f, Jobs: 4, SplitMin: 2}
-	if r := p.Push(context.Background(), tg, &event.Batch{Root: s, Full: true}); !r.OK {
+	if r := p.Push(context.Background(), tg, &event.Batch{Root: s, Sync: []string{"./"}}); !r.OK {
 		t.Fatalf("%+v", r)
 	}
 	a, err1 := os.Stat(d + "d0/f")
