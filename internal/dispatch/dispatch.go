@@ -5,6 +5,10 @@
 // results around it; tests drive it in-process with a fake Pusher and
 // Spooler.
 //
+// A worker that falls behind pushes the batches queued behind the one it
+// takes, of the same root and rules, together (see queued and merged):
+// fewer, larger runs instead of a growing queue.
+//
 // Targets are isolated: whatever fails on one target (an rsync error of any
 // class, a queue that is full, a spool that cannot take its batches) is
 // that target's alone. Only the gate's refusal of a source root (source
@@ -21,6 +25,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,8 +185,18 @@ func New(cfg Config, p Pusher, sp Spooler, log *base.Log, track *status.Tracker,
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			for b := range w.ch {
-				e.handle(w, b)
+			var next *event.Batch
+			for {
+				b := next
+				if b == nil {
+					var ok bool
+					if b, ok = <-w.ch; !ok {
+						return
+					}
+				}
+				var more []*event.Batch
+				more, next = w.queued(b)
+				e.handle(w, b, more)
 			}
 		}()
 	}
@@ -334,7 +349,82 @@ func (w *worker) owes(root string) int {
 	return w.owed[root]
 }
 
-func (e *Engine) handle(w *worker, b *event.Batch) {
+// Merging: a target slower than the stream has batches queued behind the
+// one it takes. Those of the same root and rules go in the same push, as
+// one batch: the union of their paths is right whatever happened between
+// them, because rpush decides each path by the source as it is when it
+// runs (rsync.Normalize: present, it is synced; gone, deleted). Rename
+// hints are dropped (the paths still say the whole change). Each batch
+// still gets its own result: the first the push's, the others the same
+// outcome with their own path count and no bytes. So a slow target runs
+// fewer, larger rsyncs instead of falling further behind.
+const (
+	mergeBatches = 64
+	mergePaths   = 20000
+)
+
+// queued takes from w's queue, without waiting, the batches that can go
+// in b's push; next is the first that cannot (nil: none waiting).
+func (w *worker) queued(b *event.Batch) (more []*event.Batch, next *event.Batch) {
+	if b.Full {
+		return nil, nil
+	}
+	paths := len(b.Sync) + len(b.Delete)
+	for len(more) < mergeBatches-1 {
+		select {
+		case nb, ok := <-w.ch:
+			if !ok {
+				return more, nil
+			}
+			if nb.Full || nb.Root != b.Root || !nb.Rules.Equal(b.Rules) || paths+len(nb.Sync)+len(nb.Delete) > mergePaths {
+				return more, nb
+			}
+			paths += len(nb.Sync) + len(nb.Delete)
+			more = append(more, nb)
+		default:
+			return more, nil
+		}
+	}
+	return more, nil
+}
+
+// merged is b with the paths of more (see queued).
+func merged(b *event.Batch, more []*event.Batch) *event.Batch {
+	m := *b
+	union := func(get func(*event.Batch) []string) []string {
+		seen := map[string]bool{}
+		var out []string
+		for _, x := range append([]*event.Batch{b}, more...) {
+			for _, p := range get(x) {
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	m.Sync = union(func(x *event.Batch) []string { return x.Sync })
+	m.Delete = union(func(x *event.Batch) []string { return x.Delete })
+	m.Written = union(func(x *event.Batch) []string { return x.Written })
+	if m.Sync == nil {
+		m.Sync = []string{}
+	}
+	if m.Delete == nil {
+		m.Delete = []string{}
+	}
+	m.Renames = nil
+	for _, x := range more {
+		m.Events += x.Events
+		if x.Last.After(m.Last) {
+			m.Last = x.Last
+		}
+	}
+	return &m
+}
+
+func (e *Engine) handle(w *worker, b *event.Batch, more []*event.Batch) {
 	r := &event.Result{Seq: b.Seq, Root: b.Root, Target: w.target.Spec}
 	pair := spool.Pair{Root: b.Root, Target: w.target.Spec}
 	e.mu.Lock()
@@ -372,7 +462,14 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	}
 	if r.Error != "" {
 		e.notRun(w, b, r.Error)
+		for _, x := range more {
+			e.notRun(w, x, r.Error)
+		}
 		return
+	}
+	first := b // the batch r is for
+	if len(more) > 0 {
+		b = merged(b, more)
 	}
 	owed := w.owes(b.Root)
 	if owed > 0 && !b.Full {
@@ -383,8 +480,27 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 	rep := e.p.Push(e.runCtx, w.target, b)
 	r.OK, r.Exit, r.Paths, r.Bytes, r.Attempts, r.Error = rep.OK, rep.Exit, rep.Paths, rep.Bytes, rep.Attempts, rep.Err
 	r.Seconds = rep.Elapsed.Seconds()
-	if !rep.OK {
+	// The batches merged into this push: its outcome, their own paths,
+	// no bytes (counted once, in r).
+	rs := []*event.Result{r}
+	for _, x := range more {
+		rx := *r
+		rx.Seq, rx.Paths, rx.Bytes = x.Seq, len(x.Sync)+len(x.Delete), 0
+		rs = append(rs, &rx)
+	}
+	switch {
+	case rep.OK:
+	case b.Full || len(more) == 0:
 		e.failed(w, b, r, rep)
+		for _, rx := range rs[1:] {
+			rx.Spooled = r.Spooled // the full sync covers them
+		}
+	default:
+		// Spooled as they came: one entry per batch, as without merging.
+		e.failed(w, first, r, rep)
+		for i, x := range more {
+			e.spool(w, x, rs[i+1], rep.Err, rep.Exit)
+		}
 	}
 	if owed > 0 && (r.OK || r.Spooled != "") {
 		// The owed full sync was delivered, or is now in the spool.
@@ -393,8 +509,10 @@ func (e *Engine) handle(w *worker, b *event.Batch) {
 		w.mu.Unlock()
 		e.log.Infof("the full sync of %s owed to %s is %s", b.Root, w.target.Spec, map[bool]string{true: "done", false: "spooled"}[r.OK])
 	}
-	e.track.Done(r, e.cfg.Now())
-	e.emit(r)
+	for _, rx := range rs {
+		e.track.Done(rx, e.cfg.Now())
+		e.emit(rx)
+	}
 	if r.OK {
 		e.catchUp(w)
 	}

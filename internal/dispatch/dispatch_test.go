@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -208,6 +207,7 @@ func TestDangerStopsTheRoot(t *testing.T) {
 			return push.Report{OK: true}
 		})
 		r.e.Dispatch(batch(1))
+		settle() // batch 2 on its own, not merged into 1's push
 		r.e.Dispatch(batch(2))
 		// Let both workers finish batch 2 before 3 arrives.
 		settle()
@@ -242,6 +242,7 @@ func TestSpoolFailureOwesAFullSync(t *testing.T) {
 		})
 		r.sp.put = func(*spool.Entry) error { return full }
 		r.e.Dispatch(batch(1))
+		settle() // one push per batch, not merged
 		r.e.Dispatch(batch(2))
 		settle()
 		// The target comes back: its next batch becomes the owed full sync.
@@ -341,12 +342,15 @@ func TestInitFullSyncOncePerRoot(t *testing.T) {
 		r.e.Dispatch(batch(i))
 	}
 	r.e.Close()
-	want := []string{"/a 1 true", "/a 1 false", "/a 2 false", "/a 3 false"}
-	got := append([]string(nil), r.p.pushes...)
-	sort.Strings(got)
-	sort.Strings(want)
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("pushes %v", got)
+	// one full sync, first; the batches after it (maybe merged: see
+	// TestQueuedBatchesMerge), each with a result
+	if r.p.count("/a 1 true") != 1 || len(r.p.pushes) < 2 || r.p.pushes[0] != "/a 1 true" || r.res.n() != 3 {
+		t.Fatalf("pushes %v, %d results", r.p.pushes, r.res.n())
+	}
+	for _, p := range r.p.pushes[1:] {
+		if strings.HasSuffix(p, "true") {
+			t.Fatalf("a second full sync: %v", r.p.pushes)
+		}
 	}
 }
 
@@ -404,5 +408,63 @@ func TestRefusalReportedOnce(t *testing.T) {
 	r.e.Dispatch(batch(2))
 	if s := r.e.Close(); s.Spooled != 2 || len(got) != 1 || !strings.Contains(got[0], "auth failed") {
 		t.Fatalf("summary %+v, refusals %q", s, got)
+	}
+}
+
+// A target slower than the stream: the batches queued behind the one it
+// runs, same root and rules, go in one push (the union of their paths);
+// one of another root ends the merge and runs on its own; every batch
+// gets its result, in order. When the merged push fails, each batch is
+// spooled as it came.
+func TestQueuedBatchesMerge(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				var mu sync.Mutex
+				var got [][]string
+				r := newRig(t, Config{Targets: targets(t, "/a"), Queue: 100}, func(_ context.Context, _ rsync.Target, b *event.Batch) push.Report {
+					if b.Seq == 1 {
+						<-release // the target is slow: the next batches queue
+					}
+					mu.Lock()
+					got = append(got, append(append([]string{b.Root}, b.Sync...), b.Delete...))
+					mu.Unlock()
+					if fail && b.Seq == 2 {
+						return push.Report{Exit: rsync.ExitSocketIO, Class: rsync.Spool, Err: "connection refused"}
+					}
+					return push.Report{OK: true, Bytes: 10}
+				})
+				other := batch(4)
+				other.Root = "/other/"
+				del := batch(3)
+				del.Sync, del.Delete = []string{}, []string{"f2"} // written, then deleted
+				r.e.Dispatch(batch(1))
+				synctest.Wait() // 1 is running
+				for _, b := range []*event.Batch{batch(2), del, other, batch(5)} {
+					r.e.Dispatch(b)
+				}
+				synctest.Wait()
+				close(release)
+				r.e.Close()
+				want := "[[/data/ f1] [/data/ f2 f2] [/other/ f4] [/data/ f5]]"
+				if fmt.Sprint(got) != want {
+					t.Fatalf("pushes %v, want %s", got, want)
+				}
+				var seqs []uint64
+				for _, x := range r.res.rs {
+					seqs = append(seqs, x.Seq)
+					if x.OK == (fail && (x.Seq == 2 || x.Seq == 3)) {
+						t.Errorf("result %+v", x)
+					}
+				}
+				if fmt.Sprint(seqs) != "[1 2 3 4 5]" {
+					t.Fatalf("results for %v", seqs)
+				}
+				if fail && (r.sp.n() != 2 || r.sp.entries[0].Batch.Seq != 2 || r.sp.entries[1].Batch.Seq != 3 || len(r.sp.entries[1].Batch.Sync) != 0) {
+					t.Fatalf("spooled %+v", r.sp.entries)
+				}
+			})
+		})
 	}
 }
