@@ -51,7 +51,7 @@ func newApp() *cli.App {
 		Version:         base.Version,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "max-delay", DefaultText: "5×WINDOW, at least 1s", Usage: "write a batch at the latest this `DURATION` after its first event, even if events keep coming (0: never)"},
+			&cli.DurationFlag{Name: "max-delay", DefaultText: "2×WINDOW, at least 400ms", Usage: "write a batch at the latest this `DURATION` after its first event, even if events keep coming (0: never)"},
 			&cli.IntFlag{Name: "max-paths", Value: batch.Defaults.MaxPaths, Usage: "write a batch as soon as `N` distinct paths are pending (0: no limit)"},
 			&cli.IntFlag{Name: "rollup", Value: batch.Defaults.Rollup, Usage: "more than `N` pending entries in one directory become one recursive sync of it (0: never)"},
 			&cli.IntFlag{Name: "full-threshold", Value: batch.Defaults.FullThreshold, Usage: "more than `N` pending paths in one root make the batch a full resync (0: never)"},

@@ -94,9 +94,10 @@ func TestMaxDelayDefault(t *testing.T) {
 		args []string
 		want time.Duration
 	}{
-		{[]string{"200ms"}, time.Second},
-		{[]string{"500ms"}, 2500 * time.Millisecond},
-		{[]string{"2s"}, 10 * time.Second},
+		{[]string{"100ms"}, 400 * time.Millisecond},
+		{[]string{"200ms"}, 400 * time.Millisecond},
+		{[]string{"500ms"}, time.Second},
+		{[]string{"2s"}, 4 * time.Second},
 		{[]string{"--max-delay", "0", "2s"}, 0},
 		{[]string{"--max-delay", "3s", "200ms"}, 3 * time.Second},
 	} {
