@@ -408,6 +408,25 @@ var workloads = []workload{
 			must(t, os.Mkdir(filepath.Join(e.src, "images"), 0o755))
 			must(t, os.Rename(filepath.Join(e.src, "disk.img"), filepath.Join(e.src, "images/disk.img")))
 		}},
+	{name: "steady appends to a large log", small: 100, full: 500,
+		prepare: func(t testing.TB, src string, n int) {
+			writeFile(t, filepath.Join(src, "log/app.log"), n<<16, 1) // 6.25 MiB small, 31 MiB full
+		},
+		run: func(t testing.TB, e *env, n int) {
+			// A service logging steadily: a line of 1 KiB every 10 ms,
+			// for 1 s (small) or 5 s (full); each run of a solution
+			// checksums the whole log again.
+			f, err := os.OpenFile(filepath.Join(e.src, "log/app.log"), os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			defer f.Close()
+			line := bytes.Repeat([]byte("x"), 1023)
+			line = append(line, '\n')
+			for range n {
+				_, err := f.Write(line)
+				must(t, err)
+				time.Sleep(10 * time.Millisecond)
+			}
+		}},
 	{name: "large tree, few changes", small: 5000, full: 50000,
 		prepare: func(t testing.TB, src string, n int) {
 			for i := range n {
