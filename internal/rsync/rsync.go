@@ -373,23 +373,49 @@ var fromStdin = map[string]bool{"exclude-from": true, "include-from": true}
 // HardLinks reports whether operator options ask rsync to keep hard links
 // (-H, --hard-links, also inside a cluster like -aH), which only one run
 // can do for the files it sends: such a tree is never split over jobs.
-// --no-hard-links (--no-H) after it turns it off again.
+// --no-hard-links (--no-H) after it turns it off again. A word that only
+// looks like -H (a value, a name) counts too: the safe side.
 func HardLinks(args []string) bool {
 	on := false
+	eachOption(args, func(string) bool { return false },
+		func(_, name, _ string) error {
+			switch name {
+			case "hard-links":
+				on = true
+			case "no-hard-links", "no-H":
+				on = false
+			}
+			return nil
+		},
+		func(_ string, c byte) error {
+			on = on || c == 'H'
+			return nil
+		})
+	return on
+}
+
+// eachOption walks operator options as rsync (popt) reads them: long gets
+// each "--name" or "--name=value" (the value is also the next word when
+// valueNext(name) says so), short each letter of a cluster ("-avH"); a
+// letter that takes an argument (shortWithArg) ends its cluster, and
+// takes the next word when it is the last. The first error ends the walk.
+func eachOption(args []string, valueNext func(name string) bool, long func(word, name, val string) error, short func(word string, c byte) error) error {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
-		case a == "--":
-			return on
-		case a == "--hard-links":
-			on = true
-		case a == "--no-hard-links" || a == "--no-H":
-			on = false
-		case strings.HasPrefix(a, "--"):
+		case strings.HasPrefix(a, "--") && len(a) > 2:
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			if !hasVal && valueNext(name) && i+1 < len(args) {
+				val = args[i+1]
+				i++
+			}
+			if err := long(a, name, val); err != nil {
+				return err
+			}
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			for j := 1; j < len(a); j++ {
-				if a[j] == 'H' {
-					on = true
+				if err := short(a, a[j]); err != nil {
+					return err
 				}
 				if strings.IndexByte(shortWithArg, a[j]) >= 0 {
 					if j == len(a)-1 {
@@ -400,7 +426,7 @@ func HardLinks(args []string) bool {
 			}
 		}
 	}
-	return on
+	return nil
 }
 
 // CheckOpts refuses operator options that would change what rpush relies
@@ -409,39 +435,22 @@ func HardLinks(args []string) bool {
 // and no command run by rsync. Every spelling counts: "--opt", "--opt=v",
 // "--opt v", "-x", and "-x" inside a cluster of short options.
 func CheckOpts(args []string) error {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case strings.HasPrefix(a, "--") && len(a) > 2:
-			name, val, hasVal := strings.Cut(a[2:], "=")
+	return eachOption(args, func(name string) bool { return fromStdin[name] },
+		func(word, name, val string) error {
 			if why, ok := deniedLong[name]; ok {
-				return fmt.Errorf("%q is not allowed: %s", a, why)
+				return fmt.Errorf("%q is not allowed: %s", word, why)
 			}
-			if fromStdin[name] {
-				if !hasVal && i+1 < len(args) {
-					val = args[i+1]
-					i++
-				}
-				if val == "-" {
-					return fmt.Errorf("%q with \"-\" is not allowed: %s (give a file)", "--"+name, whyList)
-				}
+			if fromStdin[name] && val == "-" {
+				return fmt.Errorf("%q with \"-\" is not allowed: %s (give a file)", "--"+name, whyList)
 			}
-		case strings.HasPrefix(a, "-") && len(a) > 1:
-			for j := 1; j < len(a); j++ {
-				c := a[j]
-				if why, ok := deniedShort[c]; ok {
-					return fmt.Errorf("%q is not allowed (-%c): %s", a, c, why)
-				}
-				if strings.IndexByte(shortWithArg, c) >= 0 {
-					if j == len(a)-1 {
-						i++ // the argument is the next word
-					}
-					break
-				}
+			return nil
+		},
+		func(word string, c byte) error {
+			if why, ok := deniedShort[c]; ok {
+				return fmt.Errorf("%q is not allowed (-%c): %s", word, c, why)
 			}
-		}
-	}
-	return nil
+			return nil
+		})
 }
 
 // List is a normalized path list for one run.
