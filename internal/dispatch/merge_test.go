@@ -22,7 +22,6 @@ import (
 type heldRunner struct {
 	started chan struct{}
 	release chan struct{}
-	once    sync.Once
 	mu      sync.Mutex
 	runs    int
 }
