@@ -45,6 +45,7 @@ type solution struct {
 	stderr  *clitest.Buffer
 	cpu     float64 // seconds, sampled over the group
 	peakRSS int64   // KiB, sum over the group, peak of samples
+	peakBy  string  // the members' RSS at that peak ("comm KiB, ...")
 	// CPU and peak RSS of an earlier incarnation (kill -9 and restart),
 	// (the sampler never touches them)
 	carriedCPU float64
@@ -199,7 +200,14 @@ func (s *solution) watches() int {
 // usage reads the group's CPU seconds (own + reaped children) and
 // resident size (KiB) from /proc.
 func (s *solution) usage() (cpu float64, rssKiB int64) {
+	cpu, rssKiB, _ = s.usageBy()
+	return cpu, rssKiB
+}
+
+// usageBy is usage with each member's RSS ("comm KiB, ...").
+func (s *solution) usageBy() (cpu float64, rssKiB int64, by string) {
 	hz := 100.0 // USER_HZ on Linux
+	var parts []string
 	for _, pid := range s.members() {
 		if f := procStat(pid); len(f) > 21 {
 			for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
@@ -207,10 +215,13 @@ func (s *solution) usage() (cpu float64, rssKiB int64) {
 				cpu += v / hz
 			}
 			pages, _ := strconv.ParseInt(f[21], 10, 64)
-			rssKiB += pages * int64(os.Getpagesize()) / 1024
+			kib := pages * int64(os.Getpagesize()) / 1024
+			rssKiB += kib
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimSpace(string(comm)), kib))
 		}
 	}
-	return cpu, rssKiB
+	return cpu, rssKiB, strings.Join(parts, ", ")
 }
 
 // sample keeps the peak of usage until the solution is killed; cpu and
@@ -220,8 +231,11 @@ func (s *solution) sample() {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		cpu, rss := s.usage()
-		s.cpu, s.peakRSS = max(s.cpu, cpu), max(s.peakRSS, rss)
+		cpu, rss, by := s.usageBy()
+		s.cpu = max(s.cpu, cpu)
+		if rss > s.peakRSS {
+			s.peakRSS, s.peakBy = rss, by
+		}
 		select {
 		case <-s.stop:
 			return
@@ -270,6 +284,7 @@ type outcome struct {
 	cpu           float64
 	recvCPU       float64 // the rsync daemon's children (the receivers), from the change to convergence
 	rssKiB        int64
+	rssBy         string // the members at the peak (comm KiB, ...)
 	note          string
 }
 
@@ -535,7 +550,7 @@ func measure(t testing.TB, e *env, w workload, n int, limit time.Duration) outco
 	end := time.Now()
 	at, ok := waitConverged(e.src, e.d.module, limit)
 	e.sol.kill()
-	o := outcome{converged: ok, cpu: e.sol.cpu + e.sol.carriedCPU, rssKiB: max(e.sol.peakRSS, e.sol.carriedRSS), recvCPU: max(0, e.d.childCPU()-recv0)}
+	o := outcome{converged: ok, cpu: e.sol.cpu + e.sol.carriedCPU, rssKiB: max(e.sol.peakRSS, e.sol.carriedRSS), rssBy: e.sol.peakBy, recvCPU: max(0, e.d.childCPU()-recv0)}
 	if ok {
 		o.converge, o.lag = at.Sub(start), max(0, at.Sub(end))
 	}
@@ -580,7 +595,7 @@ func TestAcceptance(t *testing.T) {
 			if !o.converged {
 				t.Fatalf("inopipe did not converge on %q", w.name)
 			}
-			t.Logf("converged in %v (lag %v), cpu %.2fs, peak rss %d KiB", o.converge.Round(time.Millisecond), o.lag.Round(time.Millisecond), o.cpu, o.rssKiB)
+			t.Logf("converged in %v (lag %v), cpu %.2fs, peak rss %d KiB (%s)", o.converge.Round(time.Millisecond), o.lag.Round(time.Millisecond), o.cpu, o.rssKiB, o.rssBy)
 		})
 	}
 	for _, sol := range solutions[1:] {
@@ -619,6 +634,7 @@ func BenchmarkSolutions(b *testing.B) {
 					if o.note != "" {
 						b.Log(o.note)
 					}
+					b.Logf("peak rss by member: %s", o.rssBy)
 				}
 			})
 		}
