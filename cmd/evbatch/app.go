@@ -136,7 +136,15 @@ func run(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Wr
 // base.StopReader); it gives up only when the loop has ended (loopDone).
 func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []event.Event, rules *atomic.Pointer[event.Rules], log *base.Log) error {
 	d := event.NewDecoder(stdin)
-	chunk := make([]event.Event, 0, 256)
+	// A chunk is what one read of the pipe brought (at most maxChunk
+	// events). Two alternate: the loop is done with a slice once it
+	// receives the next one (batch.Loop), so the one sent before last is
+	// free again. A new slice per send was most of evbatch's garbage: a
+	// pipeline at work sends a few events per read.
+	const maxChunk = 256
+	var bufs [2][]event.Event
+	cur := 0
+	chunk := bufs[cur][:0]
 	errLoopDone := errors.New("loop done")
 	// send hands the events read so far to the loop; before a read that may
 	// block, and when a chunk is full.
@@ -146,7 +154,9 @@ func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []ev
 		}
 		select {
 		case in <- chunk:
-			chunk = make([]event.Event, 0, 256)
+			bufs[cur] = chunk
+			cur = 1 - cur
+			chunk = bufs[cur][:0]
 			return nil
 		case <-loopDone:
 			return errLoopDone
@@ -162,7 +172,7 @@ func read(loopDone <-chan struct{}, cfg *Config, stdin io.Reader, in chan<- []ev
 			return &event.LineError{Line: d.Line(), Err: event.ErrNotEvent}
 		}
 		chunk = append(chunk, rec.Event)
-		if len(chunk) == cap(chunk) {
+		if len(chunk) == maxChunk {
 			return send()
 		}
 		return nil

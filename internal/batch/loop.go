@@ -13,6 +13,9 @@ import (
 // in is closed at the end of input and also on SIGTERM, by the reader,
 // once it has handed over every event it read: a stop is never a reason
 // to drop what is queued on in. emit errors end the loop.
+// Loop keeps neither a received slice nor pointers into it once it
+// receives the next one: a sender may fill a slice again after the send
+// that follows it (evbatch alternates two).
 // The clock is time.Now; tests run Loop under testing/synctest.
 func Loop(c *Coalescer, in <-chan []event.Event, emit func(*event.Batch) error) error {
 	timer := time.NewTimer(time.Hour)
