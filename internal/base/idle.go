@@ -17,11 +17,7 @@ var idleSamples = []string{"/gc/heap/allocs:bytes", "/memory/classes/heap/free:b
 // a few MiB per process for minutes (the heap goal never falls below
 // 4 MiB). Checking costs one runtime/metrics read per period.
 func TrimWhenIdle(ctx context.Context, period time.Duration) {
-	s := make([]metrics.Sample, len(idleSamples))
-	for i, n := range idleSamples {
-		s[i].Name = n
-	}
-	var last uint64
+	tr := newTrimmer()
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -29,16 +25,38 @@ func TrimWhenIdle(ctx context.Context, period time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		metrics.Read(s)
-		if allocs := s[0].Value.Uint64(); allocs != last {
-			last = allocs
-			continue
-		}
-		if s[1].Value.Uint64() >= 512<<10 {
-			debug.FreeOSMemory()
-			metrics.Read(s)
-			last = s[0].Value.Uint64() // the trim's own allocations are not work
+			tr.tick()
 		}
 	}
+}
+
+// trimmer is TrimWhenIdle's decision, one tick at a time.
+type trimmer struct {
+	s    []metrics.Sample
+	last uint64 // bytes allocated at the last tick
+}
+
+func newTrimmer() *trimmer {
+	tr := &trimmer{s: make([]metrics.Sample, len(idleSamples))}
+	for i, n := range idleSamples {
+		tr.s[i].Name = n
+	}
+	return tr
+}
+
+// tick trims if nothing was allocated since the last tick and at least
+// 512 KiB of heap are free; it reports whether it trimmed.
+func (tr *trimmer) tick() bool {
+	metrics.Read(tr.s)
+	if allocs := tr.s[0].Value.Uint64(); allocs != tr.last {
+		tr.last = allocs
+		return false
+	}
+	if tr.s[1].Value.Uint64() < 512<<10 {
+		return false
+	}
+	debug.FreeOSMemory()
+	metrics.Read(tr.s)
+	tr.last = tr.s[0].Value.Uint64() // the trim's own allocations are not work
+	return true
 }
