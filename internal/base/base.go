@@ -264,6 +264,7 @@ func IsTerminal(w io.Writer) bool {
 // Main is every tool's main: run app with the process's arguments under a
 // signal context, print any error in the tool's voice, exit with its code.
 func Main(app *cli.App, usageCode int) {
+	TightHeap(512 << 10)
 	go TrimWhenIdle(context.Background(), 5*time.Second)
 	ctx, stop := SignalContext(context.Background())
 	code := Run(ctx, app, os.Args, usageCode)
