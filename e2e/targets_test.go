@@ -451,17 +451,29 @@ func TestTutorialLoopsWithInowait(t *testing.T) {
 			cmd.Stderr = &stderr
 			must(t, cmd.Start())
 			defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
-			// The loop has no readiness line (-q): write until a first
-			// change has arrived, then the rest.
+			// The loop has no readiness line (-q): write probes until a
+			// first change has arrived, then the rest. Each probe is a new
+			// file, never rewritten: truncating one while the loop's rsync
+			// read it made rsync fail ("read errors mapping ... No data
+			// available"), a flake of the test, not of the loop.
+			var probes []string
 			clitest.Eventually(t, "the loop's first sync", func() bool {
-				os.WriteFile(filepath.Join(src, "probe"), []byte("p"), 0o644)
-				_, err := os.Stat(filepath.Join(d.module, "probe"))
-				return err == nil
+				p := filepath.Join(src, fmt.Sprintf("probe%d", len(probes)))
+				os.WriteFile(p, []byte("p"), 0o644)
+				probes = append(probes, p)
+				for _, p := range probes {
+					if _, err := os.Stat(filepath.Join(d.module, filepath.Base(p))); err == nil {
+						return true
+					}
+				}
+				return false
 			})
 			must(t, os.MkdirAll(filepath.Join(src, "www/a/b"), 0o755))
 			must(t, os.WriteFile(filepath.Join(src, "www/a/b/index.html"), []byte("<h1>"), 0o644))
 			must(t, os.WriteFile(filepath.Join(src, "with space.txt"), []byte("s"), 0o644))
-			must(t, os.Remove(filepath.Join(src, "probe")))
+			for _, p := range probes {
+				must(t, os.Remove(p))
+			}
 			converge(t, src, d.module)
 			if strings.Contains(stderr.String(), "error") {
 				t.Fatalf("stderr:\n%s", stderr.String())
