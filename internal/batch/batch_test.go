@@ -275,6 +275,37 @@ func TestLoopStopFlushes(t *testing.T) {
 	})
 }
 
+// Loop keeps nothing of a received slice once it receives the next
+// (evbatch refills its buffers on that promise): a slice overwritten
+// after the following send must not change what is emitted, nor lose a
+// path it carried.
+func TestLoopSliceReuse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		co := New(Config{Window: time.Hour})
+		in := make(chan []event.Event)
+		var got []event.Batch
+		done := make(chan error)
+		go func() {
+			done <- Loop(co, in, func(b *event.Batch) error { got = append(got, *b); return nil })
+		}()
+		a := []event.Event{e("close_write", "a1"), e("delete", "a2")}
+		b := []event.Event{e("close_write", "b1")}
+		in <- a
+		in <- b                                                     // received: Loop is done with a
+		a[0], a[1] = e("close_write", "x1"), e("close_write", "x2") // refilled, as evbatch does
+		in <- a                                                     // received: Loop is done with b
+		b[0] = e("close_write", "y1")                               // refilled
+		in <- b
+		close(in)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || !reflect.DeepEqual(got[0].Sync, []string{"a1", "b1", "x1", "x2", "y1"}) || !reflect.DeepEqual(got[0].Delete, []string{"a2"}) {
+			t.Fatalf("got %+v", got)
+		}
+	})
+}
+
 func ExampleCoalescer() {
 	c := New(Config{Window: 500 * time.Millisecond})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
