@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync/atomic"
+	"sync"
 )
 
 // Go collects when the heap reaches twice what survived the last
@@ -50,24 +50,28 @@ const limitHeadroom = 1 << 20
 // against 21.9); started at the first collection, 21.2-22.0 against
 // 21.7-22.1, and the burst's peak still falls (37.0 → 32.9 MiB).
 func TightHeap(floor uint64) (stop func()) {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+	t := tightHeap(floor, os.Getenv)
+	if t == nil {
 		return func() {}
 	}
-	t := &heapTuner{floor: floor, s: make([]metrics.Sample, len(heapSamples))}
-	for i, n := range heapSamples {
-		t.s[i].Name = n
-	}
 	t.arm()
-	return func() {
-		t.stopped.Store(true)
-		debug.SetMemoryLimit(math.MaxInt64)
+	return t.stop
+}
+
+// tightHeap is the tuner TightHeap arms, nil when the environment leaves
+// the collector to the operator.
+func tightHeap(floor uint64, getenv func(string) string) *heapTuner {
+	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
+		return nil
 	}
+	return &heapTuner{floor: floor, s: samples(heapSamples)}
 }
 
 type heapTuner struct {
 	floor   uint64
 	s       []metrics.Sample
-	stopped atomic.Bool
+	mu      sync.Mutex // stop against a collection's tuning
+	stopped bool
 }
 
 // sentinel is garbage whose finalizer runs after each collection (not a
@@ -75,20 +79,29 @@ type heapTuner struct {
 type sentinel struct{ t *heapTuner }
 
 func (t *heapTuner) arm() {
-	runtime.SetFinalizer(&sentinel{t: t}, func(s *sentinel) {
-		if !s.t.stopped.Load() {
-			s.t.tune()
-			s.t.arm()
-		}
-	})
+	runtime.SetFinalizer(&sentinel{t: t}, func(s *sentinel) { s.t.collected() })
 }
 
-// tune runs in the finalizer goroutine, one collection at a time.
-func (t *heapTuner) tune() {
-	if t.stopped.Load() {
+// collected runs in the finalizer goroutine after each collection: it
+// sets the limit for the heap as the collection left it and waits for
+// the next one, unless stopped.
+func (t *heapTuner) collected() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
 		return
 	}
 	debug.SetMemoryLimit(t.limit())
+	t.arm()
+}
+
+// stop ends the tuning and removes the limit; no collection sets one
+// after it.
+func (t *heapTuner) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	debug.SetMemoryLimit(math.MaxInt64)
 }
 
 // limit is the memory limit for the heap as the last collection left it.
@@ -104,4 +117,13 @@ func (t *heapTuner) limit() int64 {
 	// (stacks, metadata, partly used spans), plus its headroom.
 	besidesHeap := v(1) - v(2) - v(3) - v(4)
 	return int64(besidesHeap + limitHeadroom + goal)
+}
+
+// samples are runtime/metrics samples of these names.
+func samples(names []string) []metrics.Sample {
+	s := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		s[i].Name = n
+	}
+	return s
 }

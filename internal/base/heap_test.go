@@ -77,38 +77,42 @@ func TestTightHeapSmallHeap(t *testing.T) {
 }
 
 // A heap whose goal is above Go's minimum is left to GOGC (no limit),
-// and the limit comes back when it shrinks; stop removes it.
+// and the limit comes back when it shrinks; stop removes it, and a
+// collection after stop sets none.
 func TestTightHeapLargeHeap(t *testing.T) {
 	noEnvTuning(t)
-	stop := TightHeap(1 << 20)
+	tu := tightHeap(1<<20, os.Getenv)
+	tu.arm()
 	waitLimit(t, "small heap", func(l int64) bool { return l < 64<<20 })
 	big := make([]byte, 8<<20)
 	waitLimit(t, "8 MiB live", func(l int64) bool { return l == math.MaxInt64 })
 	runtime.KeepAlive(big)
 	big = nil
 	waitLimit(t, "live again small", func(l int64) bool { return l < 64<<20 })
-	stop()
+	tu.stop()
 	if l := memoryLimit(); l != math.MaxInt64 {
 		t.Errorf("limit %d after stop; want none", l)
 	}
-	runtime.GC()
-	time.Sleep(10 * time.Millisecond)
+	tu.collected() // what the next collection's finalizer does
 	if l := memoryLimit(); l != math.MaxInt64 {
 		t.Errorf("limit %d set again after stop", l)
 	}
 }
 
-// The operator's GOGC wins: TightHeap sets nothing.
-func TestTightHeapOperatorGOGC(t *testing.T) {
-	noEnvTuning(t)
-	t.Setenv("GOGC", "100")
-	stop := TightHeap(1 << 20)
-	defer stop()
-	for range 3 {
-		runtime.GC()
-		time.Sleep(time.Millisecond)
+// The operator's GOGC or GOMEMLIMIT wins: no tuner.
+func TestTightHeapOperatorSettings(t *testing.T) {
+	for _, env := range []string{"GOGC", "GOMEMLIMIT"} {
+		getenv := func(k string) string {
+			if k == env {
+				return "100"
+			}
+			return ""
+		}
+		if tightHeap(1<<20, getenv) != nil {
+			t.Errorf("%s set: TightHeap tunes anyway", env)
+		}
 	}
-	if l := memoryLimit(); l != math.MaxInt64 {
-		t.Errorf("limit %d with GOGC set; want none", l)
+	if tightHeap(1<<20, func(string) string { return "" }) == nil {
+		t.Error("neither set: no tuner")
 	}
 }

@@ -37,11 +37,7 @@ type trimmer struct {
 }
 
 func newTrimmer() *trimmer {
-	tr := &trimmer{s: make([]metrics.Sample, len(idleSamples))}
-	for i, n := range idleSamples {
-		tr.s[i].Name = n
-	}
-	return tr
+	return &trimmer{s: samples(idleSamples)}
 }
 
 // tick trims if nothing was allocated since the last tick and at least
