@@ -200,14 +200,27 @@ func (s *solution) watches() int {
 // usage reads the group's CPU seconds (own + reaped children) and
 // resident size (KiB) from /proc.
 func (s *solution) usage() (cpu float64, rssKiB int64) {
-	cpu, rssKiB, _ = s.usageBy()
-	return cpu, rssKiB
+	cpu, rss := s.usageBy()
+	return cpu, total(rss)
 }
 
-// usageBy is usage with each member's RSS ("comm KiB, ...").
-func (s *solution) usageBy() (cpu float64, rssKiB int64, by string) {
+// total is the group's resident size (KiB).
+func total(rss []memberRSS) (kib int64) {
+	for _, m := range rss {
+		kib += m.kib
+	}
+	return kib
+}
+
+// memberRSS is one member's resident size.
+type memberRSS struct {
+	pid int
+	kib int64
+}
+
+// usageBy is usage with each member's resident size.
+func (s *solution) usageBy() (cpu float64, rss []memberRSS) {
 	hz := 100.0 // USER_HZ on Linux
-	var parts []string
 	for _, pid := range s.members() {
 		if f := procStat(pid); len(f) > 21 {
 			for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
@@ -215,13 +228,21 @@ func (s *solution) usageBy() (cpu float64, rssKiB int64, by string) {
 				cpu += v / hz
 			}
 			pages, _ := strconv.ParseInt(f[21], 10, 64)
-			kib := pages * int64(os.Getpagesize()) / 1024
-			rssKiB += kib
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimSpace(string(comm)), kib))
+			rss = append(rss, memberRSS{pid, pages * int64(os.Getpagesize()) / 1024})
 		}
 	}
-	return cpu, rssKiB, strings.Join(parts, ", ")
+	return cpu, rss
+}
+
+// describe names the members ("comm KiB, ..."); read only at a new peak,
+// not at every sample.
+func describe(rss []memberRSS) string {
+	parts := make([]string, len(rss))
+	for i, m := range rss {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", m.pid))
+		parts[i] = fmt.Sprintf("%s %d", strings.TrimSpace(string(comm)), m.kib)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // sample keeps the peak of usage until the solution is killed; cpu and
@@ -231,10 +252,11 @@ func (s *solution) sample() {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		cpu, rss, by := s.usageBy()
+		cpu, members := s.usageBy()
+		rss := total(members)
 		s.cpu = max(s.cpu, cpu)
 		if rss > s.peakRSS {
-			s.peakRSS, s.peakBy = rss, by
+			s.peakRSS, s.peakBy = rss, describe(members)
 		}
 		select {
 		case <-s.stop:
