@@ -45,7 +45,7 @@ type solution struct {
 	stderr  *clitest.Buffer
 	cpu     float64 // seconds, sampled over the group
 	peakRSS int64   // KiB, sum over the group, peak of samples
-	peakBy  string  // the members' RSS at that peak ("comm KiB, ...")
+	peakBy  string  // the members' RSS at that peak (describe)
 	// CPU and peak RSS of an earlier incarnation (kill -9 and restart),
 	// (the sampler never touches them)
 	carriedCPU float64
@@ -234,13 +234,21 @@ func (s *solution) usageBy() (cpu float64, rss []memberRSS) {
 	return cpu, rss
 }
 
-// describe names the members ("comm KiB, ..."); read only at a new peak,
-// not at every sample.
+// describe names the members and splits each one's resident size into
+// anonymous memory (heap, stacks, runtime) and file pages (its binary and
+// libraries): "comm KiB (anon KiB), ...". Read only at a new peak, not at
+// every sample.
 func describe(rss []memberRSS) string {
 	parts := make([]string, len(rss))
 	for i, m := range rss {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", m.pid))
 		parts[i] = fmt.Sprintf("%s %d", strings.TrimSpace(string(comm)), m.kib)
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.pid))
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "RssAnon:" {
+				parts[i] += " (anon " + f[1] + ")"
+			}
+		}
 	}
 	return strings.Join(parts, ", ")
 }
@@ -306,7 +314,7 @@ type outcome struct {
 	cpu           float64
 	recvCPU       float64 // the rsync daemon's children (the receivers), from the change to convergence
 	rssKiB        int64
-	rssBy         string // the members at the peak (comm KiB, ...)
+	rssBy         string // the members at the peak (describe)
 	note          string
 }
 
