@@ -72,7 +72,7 @@ e2e: build
 FUZZTIME ?= 60s
 FUZZ = ./internal/event:FuzzDecode ./internal/event:FuzzEventRoundTrip ./internal/event:FuzzDecodeDifferential \
 	./internal/batch:FuzzConverges ./internal/rsync:FuzzNormalize ./internal/rsync:FuzzSplitOpts \
-	./internal/rsync:FuzzParseTarget ./internal/spool:FuzzEntry ./internal/spool:FuzzPairs \
+	./internal/rsync:FuzzParseTarget ./internal/rsync:FuzzStatNumber ./internal/spool:FuzzEntry ./internal/spool:FuzzPairs \
 	./internal/filter:FuzzPatterns ./internal/filter:FuzzTranslate ./cmd/inowait:FuzzFormat ./cmd/sersync2inopipe:FuzzConvert \
 	./internal/runconfig:FuzzParse
 fuzz:

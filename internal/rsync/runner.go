@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,19 +46,52 @@ type ExecRunner struct {
 	WaitDelay time.Duration
 }
 
+// The --stats lines Run reads.
 var (
-	bytesSent = regexp.MustCompile(`(?m)^Total bytes sent: ([0-9,.]+)`)
-	deleted   = regexp.MustCompile(`(?m)^Number of deleted files: ([0-9,.]+)`)
+	bytesSent = []byte("Total bytes sent: ")
+	deleted   = []byte("Number of deleted files: ")
 )
 
-// statNumber reads a --stats number ("1,234" or "1.234" by locale).
-func statNumber(re *regexp.Regexp, out []byte) int64 {
-	m := re.FindSubmatch(out)
-	if m == nil {
-		return -1
+// statNumber reads the number that follows prefix at the start of a line
+// of out ("1,234" or "1.234" by locale; "3 (reg: 2, dir: 1)" is 3), -1
+// when no line starts with prefix and a digit. It runs after every rsync:
+// a scan for the prefix, no regexp and no allocation.
+func statNumber(prefix, out []byte) int64 {
+	for at := 0; ; {
+		i := bytes.Index(out[at:], prefix)
+		if i < 0 {
+			return -1
+		}
+		i += at
+		if i == 0 || out[i-1] == '\n' {
+			if n, ok := digits(out[i+len(prefix):]); ok {
+				return n
+			}
+		}
+		at = i + 1
 	}
-	n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(string(m[1])), 10, 64)
-	return n
+}
+
+// digits reads the decimal number at the start of b, skipping the
+// locale's thousands separators (at most math.MaxInt64); ok when it has
+// a digit.
+func digits(b []byte) (n int64, ok bool) {
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			d := int64(c - '0')
+			if n > (math.MaxInt64-d)/10 {
+				n = math.MaxInt64
+			} else {
+				n = n*10 + d
+			}
+			ok = true
+		case c == ',' || c == '.':
+		default:
+			return n, ok
+		}
+	}
+	return n, ok
 }
 
 // Run starts rsync and waits for it.
