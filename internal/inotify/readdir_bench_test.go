@@ -45,7 +45,7 @@ func BenchmarkReadDir(b *testing.B) {
 	scratch := make([]byte, 32*1024)
 	b.Run("getdents", func(b *testing.B) {
 		for b.Loop() {
-			if es, _ := readDir(dir+"/", scratch); len(es) != 10000 {
+			if es, _ := readDir(dir+"/", scratch, false); len(es) != 10000 {
 				b.Fatal(len(es))
 			}
 		}
@@ -64,7 +64,7 @@ func TestReadDirMatchesStd(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
 	os.WriteFile(filepath.Join(dir, "f"), nil, 0o644)
 	os.Symlink("f", filepath.Join(dir, "link"))
-	got, _ := readDir(dir+"/", make([]byte, 4096))
+	got, _ := readDir(dir+"/", make([]byte, 4096), false)
 	want, _ := readDirStd(dir)
 	m := map[string]uint8{}
 	for _, e := range got {
@@ -77,5 +77,23 @@ func TestReadDirMatchesStd(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("%d entries, want %d", len(got), len(want))
+	}
+}
+
+// A walk that only sets up watches lists the subdirectories alone.
+func TestReadDirDirsOnly(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"sub", "sub2"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "f"), nil, 0o644)
+	os.Symlink("sub", filepath.Join(dir, "link-to-dir"))
+	got, err := readDir(dir+"/", make([]byte, 4096), true)
+	names := map[string]bool{}
+	for _, e := range got {
+		names[e.name] = true
+	}
+	if err != nil || len(got) != 2 || !names["sub"] || !names["sub2"] {
+		t.Fatalf("dirs only: %v, %v; want sub and sub2", got, err)
 	}
 }
