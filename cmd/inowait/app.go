@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/syslog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -379,9 +378,10 @@ func flushDelay(cfg *Config) time.Duration {
 	return 10 * time.Millisecond
 }
 
-// openSyslog connects to syslog for -s and -d (a variable for tests).
-var openSyslog = func() (io.WriteCloser, error) {
-	return syslog.New(syslog.LOG_ERR|syslog.LOG_DAEMON, "inowait")
+// openSyslog connects to syslog for -s and -d.
+func openSyslog() (io.WriteCloser, error) {
+	const logErr, logDaemon = 3, 3 << 3 // syslog(3) LOG_ERR | LOG_DAEMON
+	return newSyslog(logErr|logDaemon, "inowait", syslogPaths)
 }
 
 // run watches what cfg says and writes events to stdout until ctx is done.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -394,22 +393,28 @@ func TestTimeoutResetByUnprintedEvents(t *testing.T) {
 	}
 }
 
-// nopCloser is a syslog stand-in.
-type nopCloser struct{ *bytes.Buffer }
-
-func (nopCloser) Close() error { return nil }
-
 // TestSyslogGetsFatalErrors: with -s, as inotifywait, the fatal error goes
 // to syslog, not to stderr (with -d stderr is gone: it would be lost).
 func TestSyslogGetsFatalErrors(t *testing.T) {
-	var sys bytes.Buffer
-	old := openSyslog
-	openSyslog = func() (io.WriteCloser, error) { return nopCloser{&sys}, nil }
-	defer func() { openSyslog = old }()
-	missing := filepath.Join(t.TempDir(), "missing")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log")
+	c := listenGram(t, sock)
+	old := syslogPaths
+	syslogPaths = []string{sock}
+	defer func() { syslogPaths = old }()
+	missing := filepath.Join(dir, "missing")
 	r := clitest.RunApp(t, newApp(), base.ExitError, "", "-s", "-m", missing)
-	if r.Code != 1 || strings.Contains(r.Stderr, "missing") || !strings.Contains(sys.String(), "missing") {
-		t.Fatalf("exit %d\nstderr %q\nsyslog %q", r.Code, r.Stderr, sys.String())
+	if r.Code != 1 || strings.Contains(r.Stderr, "missing") {
+		t.Fatalf("exit %d\nstderr %q", r.Code, r.Stderr)
+	}
+	if sys := readGram(t, c); !strings.Contains(sys, "missing") {
+		t.Fatalf("syslog %q", sys)
+	}
+	// No syslog daemon: stderr.
+	syslogPaths = []string{filepath.Join(dir, "nolog")}
+	r = clitest.RunApp(t, newApp(), base.ExitError, "", "-s", "-m", missing)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "missing") {
+		t.Fatalf("-s without a daemon: exit %d stderr %q", r.Code, r.Stderr)
 	}
 	// Without -s: stderr.
 	r = clitest.RunApp(t, newApp(), base.ExitError, "", "-m", missing)
