@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -532,10 +531,10 @@ func run(ctx context.Context, cfg *Config, stdout, stderr io.Writer) (err error)
 		return voice(err)
 	}
 	defer w.Close()
-	// Setting up the watches read every directory of the tree; give that
-	// memory back now instead of minutes later (the scavenger's pace):
-	// a watcher spends its life at rest.
-	debug.FreeOSMemory()
+	// Setting up the watches read every directory of the tree; if that
+	// took collections, give the memory back now instead of minutes later
+	// (the scavenger's pace): a watcher spends its life at rest.
+	base.TrimAfterWork()
 
 	// A reader that falls behind must not stop the watcher from draining
 	// the kernel queue: output goes out from a goroutine of its own.

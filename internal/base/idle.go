@@ -56,3 +56,21 @@ func (tr *trimmer) tick() bool {
 	tr.last = tr.s[0].Value.Uint64() // the trim's own allocations are not work
 	return true
 }
+
+// TrimAfterWork gives the heap's free memory back now, after a piece of
+// work such as setting up watches, if that work made the heap grow past
+// its first goal (the runtime has collected at least once); it reports
+// whether it trimmed. Below that goal the garbage is small, and a
+// collection costs a process that then rests more than it frees: it
+// touches runtime code and type data that stay resident, and builds GC
+// metadata (inowait at rest on a 50,000-file tree in 500 directories:
+// 5.6 MiB RSS with the collection, 5.3 without).
+func TrimAfterWork() bool {
+	s := samples([]string{"/gc/cycles/total:gc-cycles"})
+	metrics.Read(s)
+	if s[0].Value.Uint64() == 0 {
+		return false
+	}
+	debug.FreeOSMemory()
+	return true
+}

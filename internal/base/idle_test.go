@@ -2,8 +2,11 @@ package base
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,5 +63,25 @@ func TestTrimWhenIdleStops(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("TrimWhenIdle still running 10 s after its context ended")
+	}
+}
+
+// TestTrimAfterWork runs in a child with collections off: a process that
+// never collected is left alone; one that did is trimmed.
+func TestTrimAfterWork(t *testing.T) {
+	if os.Getenv("INOPIPE_TRIM_CHILD") == "1" {
+		if TrimAfterWork() {
+			t.Fatal("trimmed a process that never collected")
+		}
+		runtime.GC()
+		if !TrimAfterWork() {
+			t.Fatal("did not trim after a collection")
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTrimAfterWork$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "INOPIPE_TRIM_CHILD=1", "GOGC=off")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
